@@ -1,0 +1,17 @@
+"""The sweeper's errors. Messages name the file, field or path and the fix."""
+
+
+class SweeperError(Exception):
+    """Base of every error the sweeper raises on purpose."""
+
+
+class SpecError(SweeperError):
+    """A search space that does not validate (every problem in one message)."""
+
+
+class ClusterError(SweeperError):
+    """A Ray cluster that cannot be reached or cannot satisfy a request."""
+
+
+class SweepNotFound(SweeperError):
+    """A sweep id or path that is not in the store."""
