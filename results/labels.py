@@ -1,0 +1,68 @@
+"""The paper's words for stored names: methods, objectives and groups."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+METHOD_LABELS: dict[str, str] = {
+    "cleanclip": "CleanCLIP",
+    "mmcl": "MMCL only",
+    "ssl": "SSL only",
+    "heavy_reg": "heavy regularisation",
+    "shrink_perturb": "shrink-and-perturb",
+    "deep_cluster": "deep clustering",
+}
+
+OBJECTIVE_LABELS: dict[str, str] = {
+    "mmcl": "MMCL",
+    "mmcl_ssl": "MMCL+SSL",
+}
+
+
+def method_label(method: str | None) -> str:
+    """CleanCLIP for "cleanclip"; unknown names pass through unchanged."""
+    if method is None:
+        return "unknown method"
+    return METHOD_LABELS.get(method, method)
+
+
+def objective_label(objective: str | None) -> str:
+    """MMCL+SSL for "mmcl_ssl"; unknown names pass through unchanged."""
+    if objective is None:
+        return "unknown objective"
+    return OBJECTIVE_LABELS.get(objective, objective)
+
+
+def format_value(value: Any) -> str:
+    """A hyperparameter value as a short string (1e-05, 0.95, True)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "none"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def value_label(column: str, value: Any) -> str:
+    """One group value in the paper's words."""
+    if column == "method":
+        return method_label(value)
+    if column == "objective":
+        return objective_label(value)
+    if column.startswith("p_"):
+        return f"{column[2:]}={format_value(value)}"
+    return format_value(value)
+
+
+def group_words(key: Mapping[str, Any]) -> dict[str, Any]:
+    """A group key with methods and objectives in the paper's words (other values as is)."""
+    words = {"method": method_label, "objective": objective_label}
+    return {c: words[c](v) if c in words else v for c, v in key.items()}
+
+
+def group_label(key: Mapping[str, Any]) -> str:
+    """ "MMCL+SSL · CleanCLIP · sweep-a": the key's values in the paper's words."""
+    order = ("objective", "method")
+    columns = [c for c in order if c in key] + [c for c in key if c not in order]
+    return " · ".join(value_label(c, key[c]) for c in columns) or "all"

@@ -1,0 +1,259 @@
+"""Columns of the results store (shared/DESIGN.md) and the rules that keep parts compatible.
+
+Two tables per sweep: `epochs` (one row per trial and evaluated epoch) and `trials` (one row
+per trial state change). Base columns have fixed Arrow types; swept hyperparameters travel in
+`p_<name>` columns whose type (float64, int64, string or bool) is inferred from the values.
+Part files written at different times may hold different `p_` sets; readers unify them.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+
+from results.errors import SchemaError
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+STAGES = ("pretrain", "screen", "clean")
+STATUSES = ("pending", "running", "completed", "failed", "diverged")
+PARAM_PREFIX = "p_"
+
+_SWEEP_ID = re.compile(r"[A-Za-z0-9._-]+")
+_PARAM_NAME = re.compile(r"p_[A-Za-z0-9_.-]+")
+
+
+class Column(NamedTuple):
+    """One base column: its name, Arrow type, and whether every row must hold a value."""
+
+    name: str
+    type: pa.DataType
+    required: bool
+
+
+EPOCH_COLUMNS: tuple[Column, ...] = (
+    Column("sweep_id", pa.string(), True),
+    Column("stage", pa.string(), True),
+    Column("trial_id", pa.string(), True),
+    Column("method", pa.string(), True),
+    # Pre-training objective of the trial's starting model ("mmcl" | "mmcl_ssl"); an addition
+    # to DESIGN.md's list so cleaning rows can be grouped without joining the trials table.
+    Column("objective", pa.string(), False),
+    Column("epoch", pa.int64(), True),
+    Column("clean_acc", pa.float64(), True),
+    Column("clean_top5", pa.float64(), False),
+    Column("asr", pa.float64(), True),
+    Column("loss", pa.float64(), False),
+    Column("loss_mmcl", pa.float64(), False),
+    Column("loss_ssl", pa.float64(), False),
+    Column("loss_reg", pa.float64(), False),
+    Column("loss_cluster", pa.float64(), False),
+    Column("lr", pa.float64(), False),
+    Column("samples_seen", pa.int64(), False),
+    Column("wall_s", pa.float64(), False),
+    Column("checkpoint", pa.string(), False),
+    # Training pairs skipped in the epoch (trainers.reporter.EpochRecord.skipped).
+    Column("skipped", pa.int64(), False),
+    Column("host", pa.string(), False),
+    Column("written_at", TIMESTAMP, False),
+)
+
+TRIAL_COLUMNS: tuple[Column, ...] = (
+    Column("sweep_id", pa.string(), True),
+    Column("trial_id", pa.string(), True),
+    Column("stage", pa.string(), True),
+    Column("method", pa.string(), True),
+    Column("objective", pa.string(), False),
+    Column("status", pa.string(), True),
+    Column("error", pa.string(), False),
+    Column("params", pa.string(), False),
+    Column("resources", pa.string(), False),
+    Column("start_checkpoint", pa.string(), False),
+    Column("start_checkpoint_sha256", pa.string(), False),
+    # Pretrain trials: the epoch the paper's selection rule picked (also the screen trial
+    # that was picked); null otherwise.
+    Column("selected_epoch", pa.int64(), False),
+    Column("started_at", TIMESTAMP, False),
+    Column("ended_at", TIMESTAMP, False),
+    Column("host", pa.string(), False),
+    Column("written_at", TIMESTAMP, False),
+)
+
+EPOCH_KEY = ("sweep_id", "trial_id", "epoch")
+TRIAL_KEY = ("sweep_id", "trial_id")
+_TIMESTAMP_COLUMNS = {"written_at", "started_at", "ended_at"}
+_JSON_COLUMNS = {"params", "resources"}
+
+
+def validate_sweep_id(sweep_id: str) -> str:
+    """Return `sweep_id` if it is safe as a directory name, else raise `SchemaError`."""
+    if (
+        not isinstance(sweep_id, str)
+        or not _SWEEP_ID.fullmatch(sweep_id)
+        or sweep_id in (".", "..")
+        or ".." in sweep_id
+    ):
+        raise SchemaError(
+            f"sweep id {sweep_id!r} is not usable as a directory name: use letters, digits, "
+            "'.', '_' and '-' only (no path separators, no '..')"
+        )
+    return sweep_id
+
+
+def is_param(name: str) -> bool:
+    """True for a swept-hyperparameter column (`p_<name>`)."""
+    return bool(_PARAM_NAME.fullmatch(name))
+
+
+def param_type(name: str, values: Iterable[Any]) -> pa.DataType:
+    """Arrow type of a `p_` column from its Python values (bool, int, float or str)."""
+    kinds = set()
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, bool) or type(value).__name__ == "bool_":
+            kinds.add("bool")
+        elif isinstance(value, numbers.Integral):
+            kinds.add("int")
+        elif isinstance(value, numbers.Real):
+            kinds.add("float")
+        elif isinstance(value, str):
+            kinds.add("str")
+        else:
+            raise SchemaError(
+                f"column {name!r} holds a {type(value).__name__} ({value!r}): swept "
+                "hyperparameters must be numbers, strings or booleans; store a list or "
+                "mapping as a JSON string"
+            )
+    if not kinds:
+        return pa.null()
+    if kinds <= {"int", "float"}:
+        return pa.int64() if kinds == {"int"} else pa.float64()
+    if len(kinds) == 1:
+        return pa.bool_() if kinds == {"bool"} else pa.string()
+    raise SchemaError(
+        f"column {name!r} mixes {' and '.join(sorted(kinds))} values: give every trial the "
+        "same kind of value for one hyperparameter"
+    )
+
+
+def _as_timestamp(value: Any, column: str, row: int) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        # Naive datetimes are taken as UTC: the store keeps every time in UTC.
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    raise SchemaError(f"row {row}: column {column!r} must be a datetime, got {value!r}")
+
+
+def _as_json(value: Any, column: str, row: int) -> str | None:
+    if value is None or isinstance(value, str):
+        if isinstance(value, str):
+            try:
+                json.loads(value)
+            except ValueError:
+                raise SchemaError(
+                    f"row {row}: column {column!r} is not valid JSON: {value[:80]!r}"
+                ) from None
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError) as err:
+        raise SchemaError(
+            f"row {row}: column {column!r} cannot be written as JSON: {err}"
+        ) from None
+
+
+def _check_rows(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], table: str, params_ok: bool
+) -> list[str]:
+    """Validate row keys and required values; return the sorted `p_` column names."""
+    known = {c.name for c in columns}
+    params: set[str] = set()
+    for i, row in enumerate(rows):
+        for key in row:
+            if key in known:
+                continue
+            if params_ok and is_param(key):
+                params.add(key)
+                continue
+            hint = (
+                "swept hyperparameters go in p_<name> columns"
+                if params_ok
+                else "hyperparameters go in the JSON 'params' column"
+            )
+            raise SchemaError(
+                f"{table} row {i}: unknown column {key!r}; known columns: "
+                f"{', '.join(sorted(known))}; {hint}"
+            )
+        for col in columns:
+            if col.required and row.get(col.name) is None:
+                raise SchemaError(f"{table} row {i}: required column {col.name!r} is missing")
+        stage = row.get("stage")
+        if stage not in STAGES:
+            raise SchemaError(f"{table} row {i}: stage {stage!r} is not one of {', '.join(STAGES)}")
+        status = row.get("status")
+        if table == "trials" and status not in STATUSES:
+            raise SchemaError(
+                f"trials row {i}: status {status!r} is not one of {', '.join(STATUSES)}"
+            )
+    return sorted(params)
+
+
+def _column_values(rows: Sequence[Mapping[str, Any]], col: Column) -> list[Any]:
+    values = [row.get(col.name) for row in rows]
+    if col.name in _TIMESTAMP_COLUMNS:
+        return [_as_timestamp(v, col.name, i) for i, v in enumerate(values)]
+    if col.name in _JSON_COLUMNS:
+        return [_as_json(v, col.name, i) for i, v in enumerate(values)]
+    return values
+
+
+def rows_to_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], table: str
+) -> pa.Table:
+    """Build a typed Arrow table from row dicts, raising `SchemaError` on any bad row."""
+    params = _check_rows(rows, columns, table, params_ok=table == "epochs")
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for col in columns:
+        values = _column_values(rows, col)
+        arrays.append(_to_array(values, col.name, col.type))
+        fields.append(pa.field(col.name, col.type, nullable=not col.required))
+    for name in params:
+        values = [row.get(name) for row in rows]
+        typ = param_type(name, values)
+        arrays.append(_to_array(values, name, typ))
+        fields.append(pa.field(name, typ))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _to_array(values: list[Any], name: str, typ: pa.DataType) -> pa.Array:
+    try:
+        return pa.array(values, type=typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as err:
+        raise SchemaError(f"column {name!r} expects {typ} values: {err}") from None
+
+
+def merged_type(name: str, types: Sequence[pa.DataType]) -> pa.DataType:
+    """One type for a non-base column seen with `types` in different part files."""
+    kinds = {t for t in types if not pa.types.is_null(t)}
+    if not kinds:
+        return pa.null()
+    if len(kinds) == 1:
+        return kinds.pop()
+    if all(pa.types.is_integer(t) for t in kinds):
+        return pa.int64()
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in kinds):
+        return pa.float64()
+    if all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in kinds):
+        return pa.string()
+    raise SchemaError(
+        f"column {name!r} has types {', '.join(sorted(map(str, kinds)))} in different part "
+        "files: a hyperparameter must keep one kind of value (number, string or bool)"
+    )

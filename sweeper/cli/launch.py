@@ -1,0 +1,131 @@
+"""`sweeper launch FILE [--store DIR] [--address ADDR] [--dry-run [--json]] [dotted.key=value ...]`.
+
+Loads and checks the search space (every problem at once, nothing written on failure), plans
+its stages, and hands the plan to the driver. `--dry-run` prints the plan and starts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sweeper.plan import SweepPlan, load_spec, plan_sweep
+from sweeper.spec import SweepSpec
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Lets options and `key=value` overrides come in any order (`FILE a=1 --dry-run b=2`).
+
+    Plain argparse stops filling a `nargs="*"` positional at the first option after it
+    (CPython bpo-14191), so `FILE --dry-run a=1` would fail; a leaf parser can parse
+    intermixed instead, which argparse supports but `parse_args` does not use.
+    """
+
+    _inside = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
+def intermixed(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make a subcommand's parser accept options between its positionals."""
+    parser.__class__ = _IntermixedParser
+    return parser
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "launch",
+        help="run a search space as a staged Ray sweep",
+        description="Run a search space: pre-train (or reuse), select, [screen, pick,] clean. "
+        "Prints the sweep id and its store path.",
+    )
+    p.add_argument("file", metavar="FILE", help="search-space YAML (see search_spaces/)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="dotted.key=value",
+        help="change any spec field without editing the file, e.g. clean.trial.optim.epochs=3 "
+        "or profile=real (values are YAML: 1e-5, [1e-5, 2e-5], null). The embedded profile "
+        "scales epoch counts by embedded.epoch_scale; set it to 1 to run them as written",
+    )
+    p.add_argument("--store", default="sweeps", help="results store folder (default: ./sweeps)")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else local)"
+    )
+    p.add_argument(
+        "--dashboard-host", default="127.0.0.1", help="Ray dashboard bind host for a local cluster"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan; start and write nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    intermixed(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.json and not args.dry_run:
+        print("sweeper launch: --json goes with --dry-run", file=sys.stderr)
+        return 2
+    # Nothing touches the store before the spec has passed every check.
+    spec = load_spec(args.file, args.overrides)
+    plan = plan_sweep(spec, spec_path=args.file)
+    if args.dry_run:
+        print(json.dumps(summary(plan), indent=2) if args.json else table(plan, spec))
+        return 0
+    from sweeper.driver import launch
+
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    return int(
+        launch(
+            plan,
+            store=args.store,
+            address=address,
+            dashboard_host=args.dashboard_host,
+            spec_path=args.file,
+        )
+    )
+
+
+def summary(plan: SweepPlan) -> dict[str, Any]:
+    """The dry-run JSON: scripts and CI read `sweep`, `paper` and each stage's `trials`."""
+    stages = []
+    for stage in plan.stages:
+        entry: dict[str, Any] = {
+            "name": stage.name,
+            "trials": stage.n_trials,
+            "resources": stage.resources,
+        }
+        if stage.search is not None:
+            entry["search"] = "optuna"
+        stages.append(entry)
+    return {"sweep": plan.name, "paper": plan.paper, "profile": plan.profile, "stages": stages}
+
+
+def table(plan: SweepPlan, spec: SweepSpec) -> str:
+    lines = [f"sweep {plan.name} (paper {plan.paper or '-'}, profile {plan.profile})"]
+    lines.append(f"  {'stage':<10}{'trials':>8}  resources per trial")
+    for stage in plan.stages:
+        res = ", ".join(f"{k} {v:g}" for k, v in stage.resources.items() if v)
+        kind = " (optuna)" if stage.search is not None else ""
+        lines.append(f"  {stage.name:<10}{stage.n_trials:>8}  {res}{kind}")
+    lines.append(f"  {'total':<10}{sum(s.n_trials for s in plan.stages):>8}")
+    if plan.profile == "embedded":
+        emb = spec.embedded
+        lines.append(
+            f"embedded profile: synthetic data, {emb.model}, every epoch count x{emb.epoch_scale:g} "
+            f"(embedded.epoch_scale=1 runs them as written), warmup <= "
+            f"{emb.max_warmup_fraction:.0%} of a trial's steps; profile=real for the paper's data"
+        )
+    return "\n".join(lines)

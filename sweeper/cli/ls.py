@@ -1,0 +1,93 @@
+"""`sweeper ls [methods|params|triggers|models|spaces]`: the registered short names."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from sweeper import registry
+from sweeper.errors import SpecError
+
+KINDS = ("methods", "params", "triggers", "models", "spaces")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "ls",
+        help="list cleaning methods, swept parameters, triggers, models, search spaces",
+        description="List the names a search space may use. No KIND: everything but the full "
+        "open_clip model list.",
+    )
+    p.add_argument("kind", nargs="?", choices=KINDS, metavar="KIND", help=" | ".join(KINDS))
+    p.add_argument(
+        "--dir",
+        default=None,
+        help="search-space folder for `spaces` (default: ./search_spaces, else the shipped one)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    kinds = [args.kind] if args.kind else [k for k in KINDS]
+    blocks = []
+    for kind in kinds:
+        lines = _LISTERS[kind](args, full=args.kind is not None)
+        blocks.append("\n".join(lines if args.kind else [f"{kind}:", *("  " + x for x in lines)]))
+    print("\n\n".join(blocks))
+    return 0
+
+
+def _methods(args: argparse.Namespace, full: bool) -> list[str]:
+    return [f"{m.name:<16}{m.description}" for m in registry.METHODS.values()]
+
+
+def _params(args: argparse.Namespace, full: bool) -> list[str]:
+    return [
+        f"{p.name:<16}{(p.path or '(planner)'):<30}{p.description}"
+        for p in registry.PARAMS.values()
+    ]
+
+
+def _triggers(args: argparse.Namespace, full: bool) -> list[str]:
+    return [f"{name:<18}{text}" for name, text in registry.TRIGGERS.items()]
+
+
+def _models(args: argparse.Namespace, full: bool) -> list[str]:
+    lines = [f"{name:<18}{text}" for name, text in registry.TINY_MODELS.items()]
+    if not full:
+        return [*lines, "(`sweeper ls models` adds every open_clip model, e.g. RN50)"]
+    return [*lines, *(m for m in registry.list_models() if m not in registry.TINY_MODELS)]
+
+
+def _spaces(args: argparse.Namespace, full: bool) -> list[str]:
+    from sweeper.cli.validate import describe_plan
+    from sweeper.plan import load_spec, plan_sweep
+
+    root = spaces_dir(args.dir)
+    lines = []
+    for path in sorted(root.rglob("*.yaml")):
+        rel = path.relative_to(root).as_posix()
+        try:
+            plan = plan_sweep(load_spec(path), spec_path=path)
+        except SpecError as err:
+            lines.append(f"{rel:<40}{'-':<20}invalid: {str(err).splitlines()[0]}")
+            continue
+        lines.append(f"{rel:<40}{plan.paper or '-':<20}{describe_plan(plan)}")
+    return lines or [f"(no search spaces in {root})"]
+
+
+def spaces_dir(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    here = Path("search_spaces")
+    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+_LISTERS = {
+    "methods": _methods,
+    "params": _params,
+    "triggers": _triggers,
+    "models": _models,
+    "spaces": _spaces,
+}

@@ -1,0 +1,295 @@
+"""Every Ray call the sweeper makes lives here, so a Ray upgrade touches one file.
+
+A stage is one Ray Tune run: a grid of trials given as a `grid_search` over their payloads,
+or an Optuna search over short-named parameters. Each trial is `trainers.ENTRYPOINTS[entry]`
+called in a Ray worker with a reporter that forwards every `EpochRecord` through
+`ray.tune.report`; a driver-side `Callback` turns Tune's events into `StageEvents` calls,
+which the driver writes into the results store while the stage runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import ray
+from ray import tune
+
+from sweeper.errors import ClusterError
+
+EPOCH = "epoch"
+OUTCOME = "outcome"
+
+
+class StageEvents(Protocol):
+    """What the driver hears while a stage runs (all on the driver, in Tune's loop)."""
+
+    def started(self, trial_id: str, payload: Mapping[str, Any]) -> None: ...
+
+    def epoch(self, trial_id: str, payload: Mapping[str, Any], record: dict[str, Any]) -> None: ...
+
+    def finished(
+        self, trial_id: str, payload: Mapping[str, Any], outcome: dict[str, Any]
+    ) -> None: ...
+
+    def failed(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None: ...
+
+    def retrying(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None: ...
+
+    def tick(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    dashboard_url: str | None
+    nodes: tuple[dict[str, float], ...]  # total resources of each alive node
+    started_here: bool
+
+    @property
+    def total_gpus(self) -> float:
+        return sum(n.get("GPU", 0.0) for n in self.nodes)
+
+
+def connect(address: str | None, *, dashboard_host: str = "127.0.0.1") -> ClusterInfo:
+    """Join `address` (or RAY_ADDRESS), else start a local cluster with a dashboard."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():
+        ctx = None
+        started = False
+    else:
+        try:
+            if address:
+                ctx = ray.init(address=address, logging_level="warning", log_to_driver=True)
+            else:
+                ctx = ray.init(
+                    include_dashboard=True,
+                    dashboard_host=dashboard_host,
+                    logging_level="warning",
+                    log_to_driver=True,
+                )
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ClusterError(
+                f"cannot join the Ray cluster at {address!r}: {err}. Check --address / "
+                "RAY_ADDRESS (e.g. 127.0.0.1:6379) or leave it out to start a local cluster"
+            ) from None
+        started = not address
+    url = getattr(ctx, "dashboard_url", None) if ctx is not None else None
+    if url and not url.startswith("http"):
+        url = f"http://{url}"
+    return ClusterInfo(dashboard_url=url or None, nodes=_alive_nodes(), started_here=started)
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def _alive_nodes() -> tuple[dict[str, float], ...]:
+    return tuple(
+        {k: float(v) for k, v in n.get("Resources", {}).items()}
+        for n in ray.nodes()
+        if n.get("Alive")
+    )
+
+
+def check_resources(stage: str, request: Mapping[str, float], info: ClusterInfo) -> None:
+    """A trial that no node could ever host is an error now, not a trial stuck in PENDING."""
+    fits = any(
+        all(node.get(_ray_name(k), 0.0) >= v for k, v in request.items() if v > 0)
+        for node in info.nodes
+    )
+    if not fits:
+        biggest = ", ".join(
+            f"{{cpu: {n.get('CPU', 0):g}, gpu: {n.get('GPU', 0):g}}}" for n in info.nodes
+        )
+        raise ClusterError(
+            f"stage {stage!r} asks for {dict(request)} per trial but no node of the cluster "
+            f"has that much (nodes: {biggest or 'none'}): lower {stage}.resources in the "
+            "search space or join a bigger cluster with --address"
+        )
+
+
+def _ray_name(key: str) -> str:
+    return {"cpu": "CPU", "gpu": "GPU", "memory": "memory"}.get(key, key)
+
+
+def _trial_fn(config: dict[str, Any]) -> None:
+    """Runs in a Ray worker: one trial of one stage."""
+    from sweeper.trialrun import run_payload
+
+    payload = dict(config["trial"])
+    if "params" in config:  # an Optuna trial: the searcher sampled these
+        payload["params"] = dict(config["params"])
+        payload["trial_id"] = f"{payload['trial_id']}-{tune.get_context().get_trial_id()}"
+        ckpt_dir = payload["config"].get("checkpoint_dir")
+        if ckpt_dir:
+            own = str(Path(ckpt_dir).parent / payload["trial_id"])
+            payload["config"] = {**payload["config"], "checkpoint_dir": own}
+
+    def emit(kind: str, metrics: dict[str, Any]) -> None:
+        tune.report({"_kind": kind, **metrics})
+
+    run_payload(payload, emit)
+
+
+class _Forward(tune.Callback):
+    def __init__(self, events: StageEvents, tick_s: float = 1.0) -> None:
+        self.events = events
+        self.tick_s = tick_s
+        self._last = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment state; the events sink (open
+        # files, the terminal) belongs to this driver process only.
+        return {**self.__dict__, "events": None}
+
+    @staticmethod
+    def _who(trial: Any) -> tuple[str, dict[str, Any]]:
+        payload = dict(trial.config["trial"])
+        if "params" in trial.config:
+            payload["params"] = dict(trial.config["params"])
+            payload["trial_id"] = f"{payload['trial_id']}-{trial.trial_id}"
+        return payload["trial_id"], payload
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.events.started(*self._who(trial))
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        tid, payload = self._who(trial)
+        kind = result.get("_kind")
+        if kind == EPOCH:
+            self.events.epoch(tid, payload, result)
+        elif kind == OUTCOME:
+            self.events.finished(tid, payload, result)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.events.failed(*self._who(trial), _error_text(trial))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.events.retrying(*self._who(trial), _error_text(trial))
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.tick_s:
+            self._last = now
+            self.events.tick()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.events.tick()
+
+
+def _error_text(trial: Any) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).is_file():
+        text = Path(path).read_text(errors="replace").strip()
+        # Keep the exception line (the last) and the nearest frames, not the whole traceback.
+        lines = text.splitlines()
+        return "\n".join(lines[-12:])
+    return "trial failed (Ray recorded no error file)"
+
+
+def run_grid(
+    stage: str,
+    payloads: Sequence[dict[str, Any]],
+    *,
+    resources: Mapping[str, float],
+    max_failures: int,
+    storage: Path,
+    events: StageEvents,
+    max_concurrent: int | None = None,
+) -> None:
+    """Run every payload as one Tune trial; returns when all have ended."""
+    if not payloads:
+        return
+    _fit(
+        stage,
+        {"trial": tune.grid_search(list(payloads))},
+        tune.TuneConfig(num_samples=1, reuse_actors=True, max_concurrent_trials=max_concurrent),
+        resources=resources,
+        max_failures=max_failures,
+        storage=storage,
+        events=events,
+    )
+
+
+def run_optuna(
+    stage: str,
+    base: dict[str, Any],
+    params: Mapping[str, Mapping[str, Any]],
+    *,
+    n_trials: int,
+    seed: int,
+    resources: Mapping[str, float],
+    max_failures: int,
+    storage: Path,
+    events: StageEvents,
+    max_concurrent: int | None = None,
+) -> None:
+    """Multi-objective Optuna search (maximise clean_acc, minimise asr) through Ray Tune."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = {name: _tune_domain(name, p) for name, p in params.items()}
+    searcher = OptunaSearch(
+        metric=["objective_acc", "objective_asr"], mode=["max", "min"], seed=seed
+    )
+    _fit(
+        stage,
+        {"trial": base, "params": space},
+        tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=n_trials,
+            reuse_actors=True,
+            max_concurrent_trials=max_concurrent,
+        ),
+        resources=resources,
+        max_failures=max_failures,
+        storage=storage,
+        events=events,
+    )
+
+
+def _tune_domain(name: str, p: Mapping[str, Any]) -> Any:
+    if p.get("type") == "categorical" or "choices" in p:
+        return tune.choice(list(p["choices"]))
+    if p.get("type") == "int":
+        low_i, high_i = int(p["low"]), int(p["high"])
+        # Tune's integer domains exclude the upper bound; the spec's includes it.
+        return tune.lograndint(low_i, high_i + 1) if p.get("log") else tune.randint(low_i, high_i + 1)
+    low, high = float(p["low"]), float(p["high"])
+    return tune.loguniform(low, high) if p.get("log") else tune.uniform(low, high)
+
+
+def _fit(
+    stage: str,
+    param_space: dict[str, Any],
+    tune_config: tune.TuneConfig,
+    *,
+    resources: Mapping[str, float],
+    max_failures: int,
+    storage: Path,
+    events: StageEvents,
+) -> None:
+    # Tune's newer console output prints a banner per run even at verbose=0; the legacy
+    # reporter is silent, and the sweeper prints its own progress line.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    req = {_ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
+    trainable = tune.with_resources(_trial_fn, req)
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune_config,
+        run_config=tune.RunConfig(
+            name=f"{stage}-{int(time.time() * 1000)}",
+            storage_path=str(storage.resolve()),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=[_Forward(events)],
+            verbose=0,
+        ),
+    )
+    tuner.fit()

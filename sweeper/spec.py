@@ -1,0 +1,585 @@
+"""The search-space spec: a YAML file parsed into typed, frozen models.
+
+`read_spec` reports every problem of a stage of checking at once, each line naming the file
+and the dotted field: YAML syntax first, then the schema (unknown keys, types, ranges,
+resources, missing checkpoint), then the cross-field rules below. The trial configs a grid
+expands to are checked by `sweeper.plan.load_spec`, which is what the CLI calls.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from annotated_types import MinLen
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sweeper import registry
+from sweeper.errors import SpecError
+from sweeper.overrides import apply_overrides, deep_merge, read_yaml_mapping
+from trainers.config import PoisonKind
+
+Objective = Literal["mmcl", "mmcl_ssl"]
+Problem = tuple[str, str]  # (dotted field, message)
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def _known_param(name: str) -> str:
+    if name not in registry.PARAMS:
+        raise ValueError(
+            f"unknown parameter {name!r} (known: {', '.join(registry.PARAMS)}; see `sweeper ls params`)"
+        )
+    return name
+
+
+def _screen_param(name: str) -> str:
+    if name not in registry.SCREEN_PARAMS:
+        raise ValueError(
+            f"a screen sweeps only {', '.join(sorted(registry.SCREEN_PARAMS))}, not {name!r}"
+        )
+    return name
+
+
+def _known_method(name: str) -> str:
+    if name not in registry.METHODS:
+        raise ValueError(f"unknown method {name!r} (known: {', '.join(registry.METHODS)})")
+    return name
+
+
+ParamName = Annotated[str, AfterValidator(_known_param)]
+Values = Annotated[list[Any], MinLen(1)]
+Grid = Annotated[dict[ParamName, Values], MinLen(1)]
+ScreenGrid = Annotated[dict[Annotated[str, AfterValidator(_screen_param)], Values], MinLen(1)]
+# A partial TrialConfig, deep-merged; checked field by field when trials are planned.
+TrialPatch = dict[str, Any]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Resources(_Frozen):
+    """What one trial asks of the cluster."""
+
+    cpu: float = Field(default=1.0, gt=0)
+    gpu: float = Field(default=0.0, ge=0)
+
+    @field_validator("cpu", "gpu")
+    @classmethod
+    def _schedulable(cls, value: float) -> float:
+        # Ray schedules resources in units of 1e-4; a finer request is refused at launch.
+        if value and round(value, 4) != value:
+            raise ValueError(f"{value} is finer than Ray's resource unit (0.0001)")
+        return value
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_above_one(cls, value: float) -> float:
+        # Ray gives a trial part of one GPU or whole GPUs, never 1.5 of them.
+        if value > 1 and value != int(value):
+            raise ValueError(f"{value}: ask for a fraction of one GPU (<= 1) or whole GPUs")
+        return value
+
+
+class SyntheticSpec(_Frozen):
+    """Sizes of the synthetic image-text world: kwargs of trainers.data.synthetic.make_synthetic."""
+
+    n_train: int = Field(default=2000, gt=0)
+    n_clean: int = Field(default=1000, gt=0)
+    n_eval_per_class: int = Field(default=20, gt=0)
+    image_size: int = Field(default=32, ge=16)
+    seed: int = 0
+
+
+class EmbeddedProfile(_Frozen):
+    """The default profile: synthetic data, a tiny model, CPU. The grid never changes."""
+
+    model: str = "tiny-rn"
+    synthetic: SyntheticSpec = SyntheticSpec()
+    # Pairs of the synthetic clean set a cleaning trial uses (data.max_samples); D.14 doubles
+    # it. Cutting one set keeps the synthetic world, and so the pretrain cache, the same.
+    clean_pairs: int = Field(default=500, gt=0)
+    # Replaces a poison *count* of pre-training (1,500 of CC3M does not fit 2,000 pairs).
+    poison_fraction: float = Field(default=0.05, gt=0, lt=1)
+    # Every epoch count becomes max(1, round(epochs * epoch_scale)); ratios (D.15) survive.
+    epoch_scale: float = Field(default=0.25, gt=0)
+    # Warmup is capped at this fraction of a trial's total steps: 10,000 steps would never
+    # end on a set of a few dozen steps per epoch.
+    max_warmup_fraction: float = Field(default=0.1, ge=0, le=1)
+    # There is no OpenAI checkpoint of a tiny model: from-checkpoint jobs train from scratch
+    # at this rate (5e-7 would leave a random model where it is).
+    scratch_lr: float = Field(default=1e-3, gt=0)
+    # k-means clusters of deep clustering at most (1000 for ImageNet; the synthetic set has 10
+    # classes and a few hundred cleaning pairs).
+    n_clusters: int = Field(default=10, gt=1)
+    # Deep clustering with a teacher: "@start" is the cleaning trial's own start model.
+    teacher_model: str = "tiny-rn"
+    teacher_checkpoint: str = "@start"
+    resources: Resources = Resources(cpu=1)
+    trial: TrialPatch = {}
+
+    @model_validator(mode="after")
+    def _clean_pairs_fit(self) -> EmbeddedProfile:
+        if self.clean_pairs > self.synthetic.n_clean:
+            raise ValueError(
+                f"clean_pairs {self.clean_pairs} is more than synthetic.n_clean "
+                f"{self.synthetic.n_clean}; raise synthetic.n_clean"
+            )
+        return self
+
+
+class RealProfile(_Frozen):
+    """`profile: real`: the paper's data on disk and RN50 on GPUs (override paths on the CLI)."""
+
+    model: str = "RN50"
+    pretrain_data: str = ""
+    clean_data: str = "/data/cc3m_clean_100k/train.csv"
+    eval_data: str = "/data/imagenet/val"
+    classnames: str | None = None
+    # Named weights a pre-training job may start from (`from_checkpoint: openai`).
+    checkpoints: dict[str, str] = {"openai": "/models/openai/RN50.pt"}
+    teacher_model: str = "ViT-SO400M-14-SigLIP"
+    teacher_checkpoint: str = "/models/siglip/open_clip_pytorch_model.bin"
+    trial: TrialPatch = {}
+
+
+class PretrainJob(_Frozen):
+    objective: Objective
+    # A name in real.checkpoints, or a file: finetune from it rather than from scratch.
+    from_checkpoint: str | None = None
+    # The MMCL job whose accuracy an MMCL+SSL job's selection matches (default: the only one).
+    match: str | None = None
+    trial: TrialPatch = {}
+
+
+class PretrainSpec(_Frozen):
+    jobs: Annotated[dict[Annotated[str, Field(pattern=_NAME_PATTERN)], PretrainJob], MinLen(1)]
+    trial: TrialPatch = {}
+    resources: Resources = Resources()
+    # The file this section was read from (set by `read_spec`; for messages and records).
+    source: str | None = None
+
+
+class StartSpec(_Frozen):
+    pretrain: str | None = None
+    checkpoint: str | None = None
+    objective: Objective | None = None
+    # The trigger of a checkpoint start (cleaning-set poisons use it; pretrain jobs know it).
+    trigger: PoisonKind | None = None
+    use: list[str] | None = None
+
+
+class Pick(_Frozen):
+    max_asr: float = Field(default=15.0, ge=0, le=100)
+
+
+class ScreenSpec(_Frozen):
+    grid: ScreenGrid
+    pick: Pick = Pick()
+    trial: TrialPatch = {}
+    resources: Resources = Resources()
+
+
+class OptunaParam(_Frozen):
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> OptunaParam:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or not self.choices:
+                raise ValueError("give a non-empty `choices` list or `low` and `high`, not both")
+        elif self.low is None or self.high is None:
+            raise ValueError("needs `low` and `high` (or `choices`)")
+        elif not self.low < self.high:
+            raise ValueError(f"low {self.low} must be below high {self.high}")
+        elif self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, not {self.low}")
+        return self
+
+
+class OptunaSpec(_Frozen):
+    n_trials: int = Field(gt=0)
+    params: Annotated[dict[ParamName, OptunaParam], MinLen(1)]
+    seed: int = 0
+    max_concurrent: int | None = Field(default=None, gt=0)
+
+
+class SearchSpec(_Frozen):
+    optuna: OptunaSpec
+
+
+class CleanSpec(_Frozen):
+    # Default cleanclip; leave it out when the grid sweeps `method`.
+    method: Annotated[str, AfterValidator(_known_method)] | None = None
+    grid: Grid | None = None
+    search: SearchSpec | None = None
+    trial: TrialPatch = {}
+    # Run every grid point this many times (seeds base + occurrence).
+    repeats: int = Field(default=1, ge=1)
+    resources: Resources = Resources()
+
+    @property
+    def method_name(self) -> str:
+        return self.method or "cleanclip"
+
+
+class SweepSpec(_Frozen):
+    name: str = Field(pattern=_NAME_PATTERN)
+    paper: str | None = None
+    description: str = ""
+    profile: Literal["embedded", "real"] = "embedded"
+    real: RealProfile = RealProfile()
+    embedded: EmbeddedProfile = EmbeddedProfile()
+    start: StartSpec | None = None
+    pretrain: PretrainSpec | None = None
+    screen: ScreenSpec | None = None
+    clean: CleanSpec | None = None
+    max_failures: int = Field(default=1, ge=0)
+    # Write report.html when the sweep ends (the demo's "report" step).
+    report: bool = False
+
+
+def read_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Parse and check one search-space file (trial configs are checked by the planner)."""
+    spec, problems = read_spec_parts(path, overrides)
+    if problems:
+        raise spec_error(str(path), problems)
+    return spec
+
+
+def read_spec_parts(
+    path: str | Path, overrides: Sequence[str] = ()
+) -> tuple[SweepSpec, list[Problem]]:
+    """The schema-valid spec (a SpecError otherwise) and its cross-field problems, unraised,
+    so that the planner can add the trial-config problems to the same report."""
+    return _read(Path(path), tuple(overrides), frozenset())
+
+
+def _read(
+    path: Path, overrides: tuple[str, ...], seen: frozenset[Path]
+) -> tuple[SweepSpec, list[Problem]]:
+    where = str(path)
+    raw = read_yaml_mapping(path)
+    raw = _resolve_pretrain_file(raw, path, seen | {path.resolve()})
+    if overrides:
+        try:
+            raw = apply_overrides(raw, overrides)
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
+    problems = _missing_checkpoint(raw, path)
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except ValidationError as err:
+        raise spec_error(where, [*validation_problems(err, SweepSpec), *problems]) from None
+    if spec.start is not None and spec.start.checkpoint is not None:
+        absolute = str((path.parent / spec.start.checkpoint).resolve())
+        spec = spec.model_copy(
+            update={"start": spec.start.model_copy(update={"checkpoint": absolute})}
+        )
+    return spec, problems + check_spec(spec)
+
+
+def _resolve_pretrain_file(
+    raw: dict[str, Any], path: Path, seen: frozenset[Path]
+) -> dict[str, Any]:
+    """Inline the pretrain-only file named by `start.pretrain`.
+
+    Its `real` and `embedded` sections are the defaults of this file's, so a cleaning file
+    inherits the pre-training data path and both files plan identical pretrain configs (one
+    cache entry).
+    """
+    start = raw.get("start")
+    if not isinstance(start, dict) or not isinstance(start.get("pretrain"), str):
+        return raw
+    ref = start["pretrain"]
+    where = str(path)
+    if "pretrain" in raw:
+        raise spec_error(
+            where, [("start.pretrain", "this file also has a pretrain section; keep one")]
+        )
+    ref_path = path.parent / ref
+    if not ref_path.is_file():
+        raise spec_error(
+            where,
+            [("start.pretrain", f"no such file {ref_path} (paths are relative to this file)")],
+        )
+    if ref_path.resolve() in seen:
+        raise spec_error(where, [("start.pretrain", f"{ref_path} refers back to this file")])
+    ref_spec, problems = _read(ref_path, (), seen)
+    if problems:
+        raise spec_error(str(ref_path), problems)
+    if ref_spec.clean or ref_spec.screen or ref_spec.start:
+        raise spec_error(
+            where, [("start.pretrain", f"{ref_path} is not a pretrain-only search space")]
+        )
+    ref_raw = read_yaml_mapping(ref_path)
+    out = dict(raw)
+    out["start"] = {k: v for k, v in start.items() if k != "pretrain"}
+    out["pretrain"] = {**ref_raw["pretrain"], "source": ref}
+    for section in ("real", "embedded"):
+        own = raw.get(section, {})
+        if (
+            section in ref_raw
+            and isinstance(own, Mapping)
+            and isinstance(ref_raw[section], Mapping)
+        ):
+            out[section] = deep_merge(ref_raw[section], own)
+    return out
+
+
+def _missing_checkpoint(raw: Mapping[str, Any], path: Path) -> list[Problem]:
+    start = raw.get("start")
+    ckpt = start.get("checkpoint") if isinstance(start, Mapping) else None
+    if isinstance(ckpt, str) and not (path.parent / ckpt).is_file():
+        return [("start.checkpoint", f"no such file {ckpt!r} (paths are relative to this file)")]
+    return []
+
+
+def check_spec(spec: SweepSpec) -> list[Problem]:
+    """Rules across fields (the schema checks each field alone)."""
+    problems: list[Problem] = []
+    if spec.pretrain is None and spec.clean is None:
+        problems.append(
+            ("(top level)", "nothing to run: add a pretrain section or a clean section")
+        )
+    if spec.screen is not None and spec.clean is None:
+        problems.append(("screen", "a screen picks the model a clean stage starts from; add clean"))
+    if spec.clean is not None:
+        problems += _check_clean(spec, spec.clean)
+    problems += _check_start(spec)
+    if spec.pretrain is not None:
+        problems += _check_matches(spec.pretrain)
+    if spec.profile == "real":
+        problems += _check_real_paths(spec)
+    return problems
+
+
+def _check_clean(spec: SweepSpec, clean: CleanSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    if spec.start is None and spec.pretrain is None:
+        problems.append(("start", "required by clean: a checkpoint file or a pretrain spec"))
+    if (clean.grid is None) == (clean.search is None):
+        problems.append(("clean.grid", "give exactly one of clean.grid and clean.search"))
+    swept = set(clean.grid or {}) | set(clean.search.optuna.params if clean.search else {})
+    if "method" in swept and clean.method is not None:
+        problems.append(("clean.method", "the grid sweeps method; drop clean.method"))
+    if spec.screen is not None and clean.method_name != "shrink_perturb":
+        problems.append(("clean.method", "a screen stage feeds shrink_perturb; set it"))
+    needs = registry.METHODS[clean.method_name].needs_perturbation
+    if needs and spec.screen is None and "shrink" not in swept:
+        problems.append(
+            ("clean.method", "shrink_perturb needs a screen section or shrink in clean.grid")
+        )
+    if clean.search is not None:
+        for name in clean.search.optuna.params:
+            if registry.PARAMS[name].path is None:
+                problems.append(
+                    (
+                        f"clean.search.optuna.params.{name}",
+                        "Optuna searches config fields only; put it in a grid file",
+                    )
+                )
+        if len(start_names(spec)) != 1:
+            problems.append(
+                (
+                    "clean.search",
+                    "an Optuna search runs from one start model; set start.use to one job",
+                )
+            )
+    if "clean_poisons" in swept and spec.start and spec.start.checkpoint and not spec.start.trigger:
+        problems.append(
+            ("start.trigger", "clean.grid.clean_poisons needs the start model's trigger")
+        )
+    return problems
+
+
+def _check_start(spec: SweepSpec) -> list[Problem]:
+    start = spec.start
+    if start is None:
+        return []
+    problems: list[Problem] = []
+    if start.checkpoint is not None:
+        if start.objective is None:
+            problems.append(("start.objective", "required with start.checkpoint: mmcl or mmcl_ssl"))
+        if spec.pretrain is not None or start.use is not None:
+            problems.append(
+                (
+                    "start.checkpoint",
+                    "a checkpoint start takes no pretrain jobs (drop pretrain/use)",
+                )
+            )
+    elif spec.pretrain is None:
+        problems.append(
+            ("start", "give start.checkpoint (a file) or start.pretrain (a pretrain spec)")
+        )
+    jobs = spec.pretrain.jobs if spec.pretrain else {}
+    for i, name in enumerate(start.use or []):
+        if jobs and name not in jobs:
+            problems.append(
+                (f"start.use[{i}]", f"no pretrain job {name!r} (jobs: {', '.join(jobs)})")
+            )
+    if start.use is not None and not start.use:
+        problems.append(("start.use", "must not be empty"))
+    return problems
+
+
+def _check_matches(pretrain: PretrainSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    mmcl_jobs = [n for n, j in pretrain.jobs.items() if j.objective == "mmcl"]
+    for name, job in pretrain.jobs.items():
+        if job.match is None:
+            if job.objective == "mmcl_ssl" and len(mmcl_jobs) > 1:
+                problems.append(
+                    (
+                        f"pretrain.jobs.{name}.match",
+                        f"required: which mmcl job ({', '.join(mmcl_jobs)}) its accuracy should match",
+                    )
+                )
+            continue
+        ref = pretrain.jobs.get(job.match)
+        if job.objective != "mmcl_ssl" or ref is None or ref.objective != "mmcl":
+            problems.append(
+                (f"pretrain.jobs.{name}.match", "an mmcl_ssl job matches an mmcl job of this spec")
+            )
+    return problems
+
+
+def _check_real_paths(spec: SweepSpec) -> list[Problem]:
+    needed = {"eval_data": spec.real.eval_data}
+    if spec.pretrain is not None:
+        needed["pretrain_data"] = spec.real.pretrain_data
+    if spec.clean is not None:
+        needed["clean_data"] = spec.real.clean_data
+    return [
+        (f"real.{key}", f"empty; set it in the file or on the command line (real.{key}=/path)")
+        for key, value in needed.items()
+        if not value
+    ]
+
+
+def start_names(spec: SweepSpec) -> list[str | None]:
+    """The start models the screen/clean stages fan out from (None: a checkpoint file)."""
+    if spec.start is not None and spec.start.checkpoint is not None:
+        return [None]
+    if spec.start is not None and spec.start.use is not None:
+        return list(spec.start.use)
+    return list(spec.pretrain.jobs) if spec.pretrain else []
+
+
+# ---- error messages -------------------------------------------------------------------
+
+
+def spec_error(where: str, problems: Sequence[Problem | str]) -> SpecError:
+    """One SpecError; each line names the file and the field."""
+    lines = list(
+        dict.fromkeys(p if isinstance(p, str) else f"{where}: {p[0]}: {p[1]}" for p in problems)
+    )
+    if len(lines) == 1:
+        return SpecError(lines[0])
+    return SpecError(f"{len(lines)} problems in {where}:\n" + "\n".join(f"  {x}" for x in lines))
+
+
+def validation_problems(
+    err: ValidationError, root: type[BaseModel], prefix: str = ""
+) -> list[Problem]:
+    """Turn pydantic errors into (field, message) pairs with short, fix-naming messages."""
+    out: list[Problem] = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if p != "[key]")
+        out.append(
+            (
+                prefix + format_loc(loc) if loc else prefix.rstrip(".") or "(top level)",
+                describe(e, root),
+            )
+        )
+    return out
+
+
+def format_loc(loc: Sequence[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+_BOUNDS = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
+
+
+def describe(e: Mapping[str, Any], root: type[BaseModel]) -> str:
+    kind, ctx, value = e["type"], e.get("ctx") or {}, e.get("input")
+    if kind == "extra_forbidden":
+        allowed = allowed_keys(root, tuple(p for p in e["loc"] if p != "[key]"))
+        return "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if kind == "missing":
+        return "required"
+    if kind in _BOUNDS:
+        key, op = _BOUNDS[kind]
+        bound = ctx[key]
+        text = (
+            f"must be {op} {bound:g}"
+            if isinstance(bound, (int, float))
+            else f"must be {op} {bound}"
+        )
+    elif kind in ("too_short", "list_too_short", "dict_too_short"):
+        text = "must not be empty"
+    elif kind in ("value_error", "assertion_error"):
+        text = str(ctx.get("error", e["msg"]))
+    else:
+        text = e["msg"][:1].lower() + e["msg"][1:]
+    if isinstance(value, (int, float, str, bool)) and kind not in ("value_error",):
+        text += f" (got {value!r})"
+    return text
+
+
+def allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The field names of the model that holds `loc`'s last key, if any."""
+    tp: Any = root
+    for part in loc[:-1]:
+        tp = _step(tp, part)
+        if tp is None:
+            return None
+    model = next((c for c in _candidates(tp) if _is_model(c)), None)
+    return list(model.model_fields) if model is not None else None
+
+
+def _candidates(tp: Any) -> list[Any]:
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _candidates(get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        return [c for arg in get_args(tp) for c in _candidates(arg)]
+    return [tp]
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _step(tp: Any, part: Any) -> Any:
+    for cand in _candidates(tp):
+        if _is_model(cand) and isinstance(part, str) and part in cand.model_fields:
+            return cand.model_fields[part].annotation
+        origin = get_origin(cand)
+        if origin in (dict, Mapping):
+            return get_args(cand)[1]
+        if origin in (list, tuple) and isinstance(part, int):
+            return get_args(cand)[0]
+    return None

@@ -1,0 +1,62 @@
+"""What a Ray worker does with one trial payload (no Ray here: `emit` is handed in).
+
+The payload is a planned trial (`sweeper.plan.TrialPlan` as a dict) whose config the driver
+has completed (data paths, starting checkpoint, checkpoint directory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from trainers.reporter import EpochRecord
+
+Emit = Callable[[str, dict[str, Any]], None]
+# What Optuna optimises per trial: every epoch is a candidate model, so a trial's point is
+# its best epoch by the paper's success rule (highest accuracy with ASR <= 5%), or, when no
+# epoch gets there, the epoch with the lowest ASR.
+SUCCESS_ASR = 5.0
+
+
+class _Collect:
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.records: list[EpochRecord] = []
+
+    def report(self, record: EpochRecord) -> None:
+        self.records.append(record)
+        self.emit("epoch", record.to_dict())
+
+
+def best_point(records: list[EpochRecord]) -> tuple[float, float]:
+    ok = [r for r in records if r.asr <= SUCCESS_ASR]
+    if ok:
+        r = max(ok, key=lambda r: r.clean_acc)
+    else:
+        r = min(records, key=lambda r: (r.asr, -r.clean_acc))
+    return r.clean_acc, r.asr
+
+
+def run_payload(payload: dict[str, Any], emit: Emit) -> None:
+    from trainers.entries import ENTRYPOINTS
+
+    from sweeper.plan import apply_params
+
+    config = payload["config"]
+    if payload.get("params") and payload.get("search"):
+        config = apply_params(config, payload["params"])
+    reporter = _Collect(emit)
+    outcome = ENTRYPOINTS[payload["entry"]](config, reporter)
+    acc, asr = best_point(reporter.records) if reporter.records else (0.0, 100.0)
+    emit(
+        "outcome",
+        {
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "final_checkpoint": outcome.final_checkpoint,
+            "epochs_done": outcome.epochs_done,
+            "skipped": outcome.skipped,
+            "objective_acc": acc,
+            "objective_asr": asr,
+        },
+    )

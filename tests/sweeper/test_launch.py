@@ -1,0 +1,125 @@
+"""End to end through the real CLI and a real local Ray cluster."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from results.store import list_sweeps, read_epochs, read_trials
+from sweeper.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_spec(tmp: Path, *, clean: dict[str, Any] | None = None, name: str = "tiny") -> Path:
+    """A whole sweep in seconds: one MMCL pre-training job, a two-point cleaning grid."""
+    spec = {
+        "name": name,
+        "paper": "test",
+        "embedded": {
+            "synthetic": {
+                "n_train": 400,
+                "n_clean": 200,
+                "n_eval_per_class": 6,
+                "image_size": 32,
+                "seed": 0,
+            },
+            "clean_pairs": 128,
+            "poison_fraction": 0.05,
+            "epoch_scale": 1,
+            "resources": {"cpu": 1},
+        },
+        "pretrain": {
+            "trial": {
+                "poison": {"kind": "badnet", "amount": 0.05},
+                "optim": {"lr": 2e-3, "epochs": 2, "warmup_steps": 5},
+                "data": {"batch_size": 64},
+            },
+            "jobs": {"mmcl": {"objective": "mmcl"}},
+            "resources": {"cpu": 1},
+        },
+        "clean": {
+            "method": "cleanclip",
+            "grid": {"lr": [1e-4, 1e-3]},
+            "trial": {"optim": {"epochs": 2, "warmup_steps": 2}, "data": {"batch_size": 32}},
+            "resources": {"cpu": 1},
+            **(clean or {}),
+        },
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(f"# sweeper launch {path}\n" + yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def sweep_of(out: str) -> str:
+    m = re.search(r"^sweep: (\S+)", out, re.M)
+    assert m, out
+    return m.group(1)
+
+
+def test_launch_streams_every_epoch_and_reuses_pretraining(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    spec = tiny_spec(tmp_path)
+    assert main(["launch", str(spec), "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    sweep = sweep_of(out)
+    assert f"store: {store / sweep}" in out
+    assert (store / sweep / "spec.yaml").is_file()
+
+    epochs = read_epochs(store, [sweep]).to_pylist()
+    by_trial: dict[str, list[int]] = {}
+    for r in epochs:
+        by_trial.setdefault(r["trial_id"], []).append(r["epoch"])
+    clean_trials = [t for t in by_trial if t.startswith("clean-")]
+    assert len(clean_trials) == 2
+    for t, eps in by_trial.items():
+        assert sorted(eps) == [0, 1, 2], (t, eps)
+    clean_rows = [r for r in epochs if r["stage"] == "clean"]
+    assert {r["p_lr"] for r in clean_rows} == {1e-4, 1e-3}
+    assert all(r["method"] == "cleanclip" and r["objective"] == "mmcl" for r in clean_rows)
+    trials = {r["trial_id"]: r for r in read_trials(store, [sweep]).to_pylist()}
+    assert {r["status"] for r in trials.values()} == {"completed"}
+    assert trials["pretrain-mmcl"]["selected_epoch"] in (1, 2)
+    start = trials[clean_trials[0]]["start_checkpoint"]
+    assert start and Path(start).is_file()
+
+    # Same pre-training config: the second sweep reuses the cached model, runs no pretrain.
+    assert main(["launch", str(spec), "--store", str(store)]) == 0
+    out2 = capsys.readouterr().out
+    assert "reusing cached pre-training" in out2
+    sweep2 = sweep_of(out2)
+    assert sweep2 != sweep and set(list_sweeps(store)) >= {sweep, sweep2}
+    trials2 = {r["trial_id"]: r for r in read_trials(store, [sweep2]).to_pylist()}
+    assert json.loads(trials2["pretrain-mmcl"]["params"]).get("cache") == "hit"
+    assert trials2["pretrain-mmcl"]["start_checkpoint"] is None
+    rows2 = read_epochs(store, [sweep2]).to_pylist()
+    assert sorted(r["epoch"] for r in rows2 if r["stage"] == "pretrain") == [0, 1, 2]
+
+
+def test_a_failing_trial_is_recorded_and_the_others_complete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    spec = tiny_spec(tmp_path, clean={"grid": {"lr": [1e-3], "fail_at_epoch": [99, 2]}})
+    assert main(["launch", str(spec), "--store", str(store)]) == 0
+    sweep = sweep_of(capsys.readouterr().out)
+    trials = [r for r in read_trials(store, [sweep]).to_pylist() if r["stage"] == "clean"]
+    status = {json.loads(r["params"])["fail_at_epoch"]: r for r in trials}
+    assert status[99]["status"] == "completed"
+    assert status[2]["status"] == "failed"
+    assert "injected failure at epoch 2" in status[2]["error"]
+    failed_epochs = sorted(
+        r["epoch"]
+        for r in read_epochs(store, [sweep]).to_pylist()
+        if r["trial_id"] == status[2]["trial_id"]
+    )
+    assert failed_epochs == [0, 1]  # what it reported before failing is kept
+    assert main(["status", sweep, "--store", str(store)]) == 0
+    assert "failed" in capsys.readouterr().out

@@ -1,0 +1,88 @@
+"""Training losses, one `nn.Module` each, returning named parts.
+
+MMCL is open_clip's symmetric InfoNCE (`ClipLoss`). The in-modal SSL loss is the same
+symmetric InfoNCE between each sample and its augmentation, so it reuses `ClipLoss` with the
+augmented view in place of the other modality, as in CleanCLIP.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from open_clip import ClipLoss
+from torch import Tensor, nn
+
+
+class ContrastiveLoss(nn.Module):
+    """w_mmcl * MMCL + w_ssl * SSL (CleanCLIP: 1 and 1; MMCL pre-training: 1 and 0)."""
+
+    def __init__(self, mmcl_weight: float, ssl_weight: float) -> None:
+        super().__init__()
+        self.mmcl_weight = mmcl_weight
+        self.ssl_weight = ssl_weight
+        self.clip_loss = ClipLoss()
+
+    @property
+    def needs_augmented_views(self) -> bool:
+        return self.ssl_weight > 0
+
+    def forward(
+        self,
+        image: Tensor,
+        text: Tensor,
+        logit_scale: Tensor,
+        image_aug: Tensor | None = None,
+        text_aug: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        parts: dict[str, Tensor] = {}
+        total = image.new_zeros(())
+        if self.mmcl_weight > 0:
+            parts["loss_mmcl"] = self.clip_loss(image, text, logit_scale)
+            total = total + self.mmcl_weight * parts["loss_mmcl"]
+        if self.ssl_weight > 0:
+            if image_aug is None or text_aug is None:
+                raise ValueError("the SSL loss needs the augmented image and text views")
+            ssl_image = self.clip_loss(image, image_aug, logit_scale)
+            ssl_text = self.clip_loss(text, text_aug, logit_scale)
+            parts["loss_ssl"] = (ssl_image + ssl_text) / 2
+            total = total + self.ssl_weight * parts["loss_ssl"]
+        parts["loss"] = total
+        return parts
+
+
+class ClusterLoss(nn.Module):
+    """Deep clustering (Caron et al. 2018): cross-entropy of a linear head on pseudo-labels.
+
+    The head is re-initialised whenever the pseudo-labels are recomputed, so the encoder is
+    pushed to make the current clusters linearly separable rather than to fit an old head.
+    """
+
+    def __init__(self, embed_dim: int, n_classes: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(embed_dim, n_classes)
+
+    def reset(self, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        bound = 1 / self.head.in_features**0.5
+        with torch.no_grad():
+            w = torch.empty_like(self.head.weight, device="cpu").uniform_(-bound, bound, generator=gen)
+            b = torch.empty_like(self.head.bias, device="cpu").uniform_(-bound, bound, generator=gen)
+            self.head.weight.copy_(w)
+            self.head.bias.copy_(b)
+
+    def forward(self, image_features: Tensor, pseudo_labels: Tensor) -> Tensor:
+        return F.cross_entropy(self.head(image_features.float()), pseudo_labels)
+
+
+def l2_penalty(params: list[Tensor], targets: list[Tensor] | None) -> Tensor:
+    """0.5 * sum ||theta - target||^2 (target 0 when `targets` is None); reported, not trained.
+
+    The penalty itself is applied as decoupled decay by the optimizer step (see
+    `trainers.regularize`), as in the paper's code, so this is only the value we log.
+    """
+    with torch.no_grad():
+        if targets is None:
+            sq = torch._foreach_norm(params)
+        else:
+            sq = torch._foreach_norm(torch._foreach_sub(params, targets))
+        return 0.5 * torch.stack([s.float() ** 2 for s in sq]).sum()

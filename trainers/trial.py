@@ -1,0 +1,95 @@
+"""Set-up shared by the entry points: device, seeds, model, eval set, trigger."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from trainers.checkpoint import Checkpoint, load_checkpoint, load_weights
+from trainers.config import TrialConfig
+from trainers.data import build_train_data, load_eval_data, make_trigger
+from trainers.data.loader import TrainData
+from trainers.loop import TrialContext
+from trainers.models import create_model, get_tokenizer
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def objective_of(cfg: TrialConfig) -> str:
+    return "mmcl_ssl" if cfg.loss.ssl_weight > 0 and cfg.loss.mmcl_weight > 0 else "mmcl"
+
+
+def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext:
+    """Model (random init or `start`'s weights), tokenizer, eval set and ASR trigger."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    model, info = create_model(cfg.model.name, seed=cfg.seed)
+    if start is not None:
+        load_weights(model, start, model_name=cfg.model.name)
+    model.to(device)
+    start_meta = start.meta if start is not None else {}
+    # ASR uses the trigger the model was poisoned with: this run's poison when it has one,
+    # else the one recorded in the starting checkpoint. Label-consistent poison is a patch.
+    poison_kind = cfg.poison.kind if cfg.poison.kind != "none" else start_meta.get("poison_kind")
+    trigger_kind = cfg.eval.trigger or (
+        "blended" if poison_kind == "blended" else "badnet"
+    )
+    target = cfg.eval.target or start_meta.get("target") or cfg.poison.target
+    trigger = make_trigger(
+        trigger_kind,
+        image_size=info.image_size,
+        patch_size=cfg.poison.patch_size or start_meta.get("patch_size"),
+        blend_alpha=cfg.poison.blend_alpha,
+        seed=int(start_meta.get("trigger_seed", cfg.poison.seed)),
+    )
+    meta = {
+        "model_name": info.name,
+        "poison_kind": poison_kind or "none",
+        "target": target,
+        "patch_size": cfg.poison.patch_size or start_meta.get("patch_size"),
+        "trigger_seed": int(start_meta.get("trigger_seed", cfg.poison.seed)),
+        "objective": start_meta.get("objective", objective_of(cfg)),
+    }
+    return TrialContext(
+        cfg=cfg,
+        device=device,
+        model=model,
+        info=info,
+        tokenizer=get_tokenizer(cfg.model.name),
+        eval_data=load_eval_data(cfg.data, image_size=info.image_size),
+        trigger=trigger,
+        target=target,
+        meta=meta,
+    )
+
+
+def load_start(cfg: TrialConfig) -> Checkpoint | None:
+    return load_checkpoint(cfg.model.checkpoint) if cfg.model.checkpoint else None
+
+
+def train_data_for(ctx: TrialContext, *, ssl: bool, plain: bool = False) -> TrainData:
+    cfg = ctx.cfg
+    return build_train_data(
+        cfg.data,
+        cfg.poison,
+        image_size=ctx.info.image_size,
+        tokenizer=ctx.tokenizer,
+        ssl=ssl and not plain,
+        seed=cfg.seed,
+        drop_last=not plain,
+        shuffle=not plain,
+    )
