@@ -7,11 +7,12 @@ selections, skips finished trials and re-runs only the rest.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +41,63 @@ def launch(
     dashboard_host: str = "127.0.0.1",
     spec_path: str | Path | None = None,
 ) -> int:
-    """Start a new sweep; prints its id and store path first, so scripts can follow it."""
-    writer = StoreWriter(store, new_sweep_id(plan.name))
-    writer.write_spec(plan.spec_text)
-    save_plan(writer.sweep_dir / "plan.json", plan)
-    print(f"sweep: {writer.sweep_id}", flush=True)
-    print(f"store: {writer.sweep_dir}", flush=True)
-    return run(plan, writer, address=address, dashboard_host=dashboard_host)
+    """Start a new sweep; prints its id and store path first, so scripts can follow it.
+
+    The cluster is joined and every stage's request checked against it before anything is
+    written, so a sweep that could never run leaves no trace in the store.
+    """
+    with _cluster(plan, address, dashboard_host) as info:
+        writer = StoreWriter(store, new_sweep_id(plan.name))
+        writer.write_spec(plan.spec_text)
+        save_plan(writer.sweep_dir / "plan.json", plan)
+        print(f"sweep: {writer.sweep_id}", flush=True)
+        print(f"store: {writer.sweep_dir}", flush=True)
+        _print_dashboard(info)
+        return _run_stages(plan, writer, info)
 
 
 def resume(
     sweep: str, *, store: str | Path, address: str | None = None, dashboard_host: str = "127.0.0.1"
 ) -> int:
+    """Finish an interrupted sweep: finished trials are kept, the others run again."""
     sweep_dir = _sweep_dir(sweep, store)
     plan = load_plan(sweep_dir / "plan.json")
-    writer = StoreWriter(sweep_dir.parent, sweep_dir.name)
-    print(f"sweep: {writer.sweep_id} (resuming)", flush=True)
-    print(f"store: {writer.sweep_dir}", flush=True)
-    return run(plan, writer, address=address, dashboard_host=dashboard_host)
+    with _cluster(plan, address, dashboard_host) as info:
+        writer = StoreWriter(sweep_dir.parent, sweep_dir.name)
+        print(f"sweep: {writer.sweep_id} (resuming)", flush=True)
+        print(f"store: {writer.sweep_dir}", flush=True)
+        _print_dashboard(info)
+        return _run_stages(plan, writer, info)
+
+
+@contextlib.contextmanager
+def _cluster(
+    plan: SweepPlan, address: str | None, dashboard_host: str
+) -> Iterator[backend.ClusterInfo]:
+    info = backend.connect(address, dashboard_host=dashboard_host)
+    try:
+        for stage in plan.stages:
+            backend.check_resources(
+                stage.name,
+                _effective_resources(stage, info, plan.profile),
+                info,
+                field=_field(stage, plan),
+            )
+        yield info
+    finally:
+        if info.started_here:
+            backend.shutdown()
+
+
+def _field(stage: StagePlan, plan: SweepPlan) -> str:
+    return "embedded.resources" if plan.profile == "embedded" else f"{stage.name}.resources"
+
+
+def _print_dashboard(info: backend.ClusterInfo) -> None:
+    if info.dashboard_url:
+        print(
+            f"dashboard: {info.dashboard_url}  (Jobs/Actors tabs: the sweep's trials)", flush=True
+        )
 
 
 def _sweep_dir(sweep: str, store: str | Path) -> Path:
@@ -73,19 +113,6 @@ def _sweep_dir(sweep: str, store: str | Path) -> Path:
     return cand
 
 
-def run(plan: SweepPlan, writer: StoreWriter, *, address: str | None, dashboard_host: str) -> int:
-    info = backend.connect(address, dashboard_host=dashboard_host)
-    if info.dashboard_url:
-        print(
-            f"dashboard: {info.dashboard_url}  (Jobs/Actors tabs: the sweep's trials)", flush=True
-        )
-    try:
-        return _run_stages(plan, writer, info)
-    finally:
-        if info.started_here:
-            backend.shutdown()
-
-
 def _run_stages(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo) -> int:
     store_root = writer.sweep_dir.parent
     synthetic = _prepare_synthetic(plan, store_root)
@@ -93,8 +120,7 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo)
     screened: dict[str, Any] | None = None
     failed_total = 0
     for stage in plan.stages:
-        resources = _effective_resources(stage, info, plan.profile)
-        backend.check_resources(stage.name, resources, info)
+        resources = _effective_resources(stage, info, plan.profile, quiet=False)
         trials = stage.trials if stage.search is None else (_search_base(stage),)
         payloads = [
             _payload(t, plan, writer, synthetic, starts, screened, resources) for t in trials
@@ -107,11 +133,14 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo)
         elif stage.name == "screen":
             screened = _pick_screen(stage, writer)
     rows = read_epochs(writer.sweep_dir.parent, [writer.sweep_id]).num_rows
-    print(
-        f"done: {writer.sweep_id}: {rows} epoch rows, {failed_total} failed trial(s); "
-        f"report: sweeper report {writer.sweep_id} --store {store_root}",
-        flush=True,
-    )
+    print(f"done: {writer.sweep_id}: {rows} epoch rows, {failed_total} failed trial(s)", flush=True)
+    if plan.report:
+        from results.report import write_report
+
+        path, _ = write_report(store_root, [writer.sweep_id])
+        print(f"report: {path}", flush=True)
+    else:
+        print(f"report: sweeper report {writer.sweep_id} --store {store_root}", flush=True)
     return 0
 
 
@@ -137,17 +166,18 @@ def _hash(obj: Any) -> str:
 
 
 def _effective_resources(
-    stage: StagePlan, info: backend.ClusterInfo, profile: str
+    stage: StagePlan, info: backend.ClusterInfo, profile: str, quiet: bool = True
 ) -> dict[str, float]:
     res = {k: float(v) for k, v in stage.resources.items()}
     if res.get("gpu", 0) > 0 and info.total_gpus == 0 and profile == "embedded":
         # The embedded default runs every search space as written on a CPU-only machine:
         # the GPU fraction is dropped, the CPU request stays.
-        print(
-            f"[{stage.name}] no GPU in the cluster: the embedded profile runs these trials "
-            f"on cpu: {res.get('cpu', 1):g} (asked gpu: {res['gpu']:g})",
-            flush=True,
-        )
+        if not quiet:
+            print(
+                f"[{stage.name}] no GPU in the cluster: the embedded profile runs these trials "
+                f"on cpu: {res.get('cpu', 1):g} (asked gpu: {res['gpu']:g})",
+                flush=True,
+            )
         res.pop("gpu")
     return res
 

@@ -124,9 +124,9 @@ class StoreEvents:
 
     def epoch(self, trial_id: str, payload: Mapping[str, Any], record: dict[str, Any]) -> None:
         self.epochs.append(epoch_row(self.sweep_id, payload, record))
-        if self.stage == "clean" and record["asr"] <= SUCCESS_ASR and record["epoch"] > 0:
-            if self.best is None or record["clean_acc"] > self.best[0]:
-                self.best = (record["clean_acc"], trial_id, record["epoch"])
+        candidate = self.stage == "clean" and record["asr"] <= SUCCESS_ASR and record["epoch"] > 0
+        if candidate and (self.best is None or record["clean_acc"] > self.best[0]):
+            self.best = (record["clean_acc"], trial_id, record["epoch"])
         if len(self.epochs) >= self.flush_rows:
             self.flush()
 

@@ -10,6 +10,7 @@ which the driver writes into the results store while the stage runs.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -96,7 +97,9 @@ def _alive_nodes() -> tuple[dict[str, float], ...]:
     )
 
 
-def check_resources(stage: str, request: Mapping[str, float], info: ClusterInfo) -> None:
+def check_resources(
+    stage: str, request: Mapping[str, float], info: ClusterInfo, *, field: str | None = None
+) -> None:
     """A trial that no node could ever host is an error now, not a trial stuck in PENDING."""
     fits = any(
         all(node.get(_ray_name(k), 0.0) >= v for k, v in request.items() if v > 0)
@@ -108,8 +111,8 @@ def check_resources(stage: str, request: Mapping[str, float], info: ClusterInfo)
         )
         raise ClusterError(
             f"stage {stage!r} asks for {dict(request)} per trial but no node of the cluster "
-            f"has that much (nodes: {biggest or 'none'}): lower {stage}.resources in the "
-            "search space or join a bigger cluster with --address"
+            f"has that much (nodes: {biggest or 'none'}): lower {field or stage + '.resources'} "
+            "in the search space or join a bigger cluster with --address"
         )
 
 
@@ -130,8 +133,11 @@ def _trial_fn(config: dict[str, Any]) -> None:
             own = str(Path(ckpt_dir).parent / payload["trial_id"])
             payload["config"] = {**payload["config"], "checkpoint_dir": own}
 
+    # The host column names the Ray node too, so packing over nodes of one machine shows.
+    host = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+
     def emit(kind: str, metrics: dict[str, Any]) -> None:
-        tune.report({"_kind": kind, **metrics})
+        tune.report({"_kind": kind, "host": host, **metrics})
 
     run_payload(payload, emit)
 
@@ -260,7 +266,9 @@ def _tune_domain(name: str, p: Mapping[str, Any]) -> Any:
     if p.get("type") == "int":
         low_i, high_i = int(p["low"]), int(p["high"])
         # Tune's integer domains exclude the upper bound; the spec's includes it.
-        return tune.lograndint(low_i, high_i + 1) if p.get("log") else tune.randint(low_i, high_i + 1)
+        return (
+            tune.lograndint(low_i, high_i + 1) if p.get("log") else tune.randint(low_i, high_i + 1)
+        )
     low, high = float(p["low"]), float(p["high"])
     return tune.loguniform(low, high) if p.get("log") else tune.uniform(low, high)
 

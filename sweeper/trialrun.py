@@ -25,7 +25,10 @@ class _Collect:
 
     def report(self, record: EpochRecord) -> None:
         self.records.append(record)
-        self.emit("epoch", record.to_dict())
+        # Every result carries the trial's best point so far: Optuna reads it at the end,
+        # and Tune insists that each result holds the searcher's metrics.
+        acc, asr = best_point(self.records)
+        self.emit("epoch", {**record.to_dict(), "objective_acc": acc, "objective_asr": asr})
 
 
 def best_point(records: list[EpochRecord]) -> tuple[float, float]:
@@ -38,9 +41,8 @@ def best_point(records: list[EpochRecord]) -> tuple[float, float]:
 
 
 def run_payload(payload: dict[str, Any], emit: Emit) -> None:
-    from trainers.entries import ENTRYPOINTS
-
     from sweeper.plan import apply_params
+    from trainers.entries import ENTRYPOINTS
 
     config = payload["config"]
     if payload.get("params") and payload.get("search"):

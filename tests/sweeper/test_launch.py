@@ -16,7 +16,13 @@ from sweeper.cli import main
 pytestmark = pytest.mark.slow
 
 
-def tiny_spec(tmp: Path, *, clean: dict[str, Any] | None = None, name: str = "tiny") -> Path:
+def tiny_spec(
+    tmp: Path,
+    *,
+    clean: dict[str, Any] | None = None,
+    name: str = "tiny",
+    resources: dict[str, float] | None = None,
+) -> Path:
     """A whole sweep in seconds: one MMCL pre-training job, a two-point cleaning grid."""
     spec = {
         "name": name,
@@ -32,7 +38,7 @@ def tiny_spec(tmp: Path, *, clean: dict[str, Any] | None = None, name: str = "ti
             "clean_pairs": 128,
             "poison_fraction": 0.05,
             "epoch_scale": 1,
-            "resources": {"cpu": 1},
+            "resources": resources or {"cpu": 1},
         },
         "pretrain": {
             "trial": {

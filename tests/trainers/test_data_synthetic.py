@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import tarfile
 import time
 from pathlib import Path
@@ -156,3 +157,21 @@ def test_bad_arguments(tmp_path: Path) -> None:
         make_synthetic(tmp_path / "x", classes=("banana", "unicorn"))
     with pytest.raises(ConfigError, match="n_train"):
         make_synthetic(tmp_path / "x", n_train=0)
+
+
+def test_a_concurrent_identical_run_that_publishes_first_wins(
+    made: dict[str, SyntheticPaths], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two trials generate the same dataset at once: the other one renames its copy into
+    # place while this one is still writing; this one keeps theirs and removes its own.
+    root = tmp_path / "shared"
+    write_all = synthetic._write_all
+
+    def slower_than_the_other(out: Path, args: dict[str, object]) -> None:
+        write_all(out, args)
+        shutil.copytree(_root(made["a"]), root)
+
+    monkeypatch.setattr(synthetic, "_write_all", slower_than_the_other)
+    assert make_synthetic(root, seed=0, **ARGS).train == root / "train"
+    assert _files(root) == _files(_root(made["a"]))
+    assert [p.name for p in tmp_path.iterdir()] == ["shared"]

@@ -180,7 +180,7 @@ def render(shape: str, rng: np.random.Generator, size: int) -> tuple[Image.Image
     theta = math.radians(float(rng.uniform(-max_turn, max_turn)))
     colours = _roles(colour, rng)
     distractor = None
-    if rng.random() < 0.25:
+    if rng.random() < 0.2:
         distractor = _draw_dot(draw, rng, canvas, exclude=(centre, radius))
     _draw(draw, make(), colours, _rotation(theta), radius, centre)
     # Pixel noise after the downsampling: on the object too, like sensor noise, and 4x
@@ -290,7 +290,7 @@ def _draw_dot(
     exclude: tuple[np.ndarray, float],
 ) -> str:
     colour = list(PALETTE)[int(rng.integers(len(PALETTE)))]
-    r = float(rng.uniform(0.04, 0.06)) * canvas
+    r = float(rng.uniform(0.06, 0.09)) * canvas
     for _ in range(8):  # prefer a spot away from the object
         x, y = rng.uniform(r, canvas - r, size=2)
         if np.hypot(x - exclude[0][0], y - exclude[0][1]) > exclude[1] + r:
