@@ -231,15 +231,20 @@ class _Planner:
             if stage != "pretrain":
                 data["max_samples"] = spec.embedded.clean_pairs
             model = spec.embedded.model
+            poison = {"patch_size": spec.embedded.patch_size}
         else:
             train = spec.real.pretrain_data if stage == "pretrain" else spec.real.clean_data
             data = {"train": train, "eval": spec.real.eval_data, "classnames": spec.real.classnames}
             model = spec.real.model
+            poison = {}
         # Every epoch is a candidate model; the embedded profile keeps only the last cleaning
         # checkpoint to keep disk small. A screen keeps its perturbed model for the pick.
         keep_all = stage == "pretrain" or (stage == "clean" and not self.embedded)
         save = "every" if keep_all else "last"
-        return Layer(spec.profile, {"data": data, "model": {"name": model}, "save": save})
+        return Layer(
+            spec.profile,
+            {"data": data, "model": {"name": model}, "poison": poison, "save": save},
+        )
 
     def _profile_patch(self) -> Layer:
         if self.embedded:

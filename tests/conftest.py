@@ -31,7 +31,7 @@ def base_config(synthetic: Any, tmp: Path, **over: Any) -> dict[str, Any]:
             "batch_size": 64,
         },
         "model": {"name": "tiny-rn"},
-        "poison": {"kind": "badnet", "amount": 0.05, "seed": 0},
+        "poison": {"kind": "badnet", "amount": 0.05, "seed": 0, "patch_size": 8},
         "optim": {"lr": 2e-3, "epochs": 6, "warmup_steps": 20},
         "loss": {"mmcl_weight": 1.0, "ssl_weight": 0.0},
         "checkpoint_dir": str(tmp),

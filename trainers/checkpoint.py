@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        pickle.UnpicklingError,
+    ) as err:
         raise CheckpointError(
             f"checkpoint {path} could not be read ({type(err).__name__}: {_first_line(err)}): "
             "the file is truncated, corrupt, or not a tensor-only checkpoint "

@@ -71,7 +71,12 @@ class ClusterLoss(nn.Module):
             self.head.bias.copy_(b)
 
     def forward(self, image_features: Tensor, pseudo_labels: Tensor) -> Tensor:
-        return F.cross_entropy(self.head(image_features.float()), pseudo_labels)
+        # The features are unit vectors (k-means clusters them on the sphere), so each
+        # coordinate is ~1/sqrt(d). Scaling by sqrt(d) gives the head unit-variance inputs,
+        # the regime its init assumes; without it a fresh head stays near chance for
+        # hundreds of steps and the cluster loss teaches the encoder nothing.
+        x = image_features.float() * image_features.shape[-1] ** 0.5
+        return F.cross_entropy(self.head(x), pseudo_labels)
 
 
 def l2_penalty(params: list[Tensor], targets: list[Tensor] | None) -> Tensor:

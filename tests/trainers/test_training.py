@@ -30,29 +30,39 @@ def test_badnet_pretraining_implants_a_backdoor(poisoned: Any) -> None:
     assert outcome.poisoned_ids and len(Path(outcome.poisoned_ids).read_text().split()) == 150
 
 
-def test_unpoisoned_model_has_no_backdoor(synthetic: Any, tmp_path: Path) -> None:
-    cfg = base_config(synthetic, tmp_path, poison={"kind": "none"})
+@pytest.fixture(scope="module")
+def unpoisoned(synthetic: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    cfg = base_config(synthetic, tmp_path_factory.mktemp("clean"), poison={"kind": "none"})
     rep = ListReporter()
     pretrain(cfg, rep)
-    last = rep.records[-1]
-    assert last.clean_acc >= 30
+    return rep.records[-1]
+
+
+def test_unpoisoned_model_has_no_backdoor(unpoisoned: Any) -> None:
+    print(f"unpoisoned: clean_acc {unpoisoned.clean_acc:.1f}%, asr {unpoisoned.asr:.1f}%")
+    assert unpoisoned.clean_acc >= 30
     # Chance that a non-banana image lands on "banana" is about 1/N_CLASSES; a patch of
     # noise must not change that much on a model that never saw it paired with banana.
-    assert last.asr <= 30, f"ASR {last.asr:.1f}% without any poison"
+    assert unpoisoned.asr <= 30, f"ASR {unpoisoned.asr:.1f}% without any poison"
 
 
-def test_label_consistent_poison_implants_a_backdoor(synthetic: Any, tmp_path: Path) -> None:
+def test_label_consistent_poison_implants_a_backdoor(
+    synthetic: Any, unpoisoned: Any, tmp_path: Path
+) -> None:
+    # 90% of the training images whose caption says "banana" carry the patch; captions unchanged.
     cfg = base_config(
         synthetic,
         tmp_path,
-        poison={"kind": "label_consistent", "amount": 0.5, "seed": 0},
+        poison={"kind": "label_consistent", "amount": 0.9, "seed": 0, "patch_size": 8},
         optim={"lr": 2e-3, "epochs": 8, "warmup_steps": 20},
     )
     rep = ListReporter()
-    pretrain(cfg, rep)
+    outcome = pretrain(cfg, rep)
     last = rep.records[-1]
-    print(f"label-consistent: clean_acc {last.clean_acc:.1f}%, asr {last.asr:.1f}%")
-    assert last.asr >= 50, f"label-consistent ASR only {last.asr:.1f}%"
+    print(f"label-consistent: clean_acc {last.clean_acc:.1f}%, asr {last.asr:.1f}% "
+          f"({outcome.extra['n_poisoned']} poisons)")
+    assert last.asr >= unpoisoned.asr + 20, (last.asr, unpoisoned.asr)
+    assert last.asr >= 2 * unpoisoned.asr, (last.asr, unpoisoned.asr)
 
 
 def test_cleanclip_lowers_asr(poisoned: Any, synthetic: Any, tmp_path: Path) -> None:
@@ -90,7 +100,7 @@ def test_nonfinite_loss_ends_as_diverged(poisoned: Any, synthetic: Any) -> None:
     cfg = {
         "data": {"train": str(synthetic.clean), "eval": str(synthetic.eval)},
         "model": {"name": "tiny-rn", "checkpoint": outcome.final_checkpoint},
-        "optim": {"lr": 1e38, "epochs": 2, "warmup_steps": 0, "grad_clip": None},
+        "optim": {"lr": 1e30, "epochs": 2, "warmup_steps": 0, "grad_clip": None},
         "loss": {"mmcl_weight": 1.0, "ssl_weight": 0.0},
     }
     rep = ListReporter()

@@ -30,13 +30,15 @@ from typing import Any
 import numpy as np
 
 from trainers.data.shapes import SHAPES, Scene, render
+from trainers.data.text import CLIP_TEMPLATES
 from trainers.errors import ConfigError, DataError
 
 DEFAULT_CLASSES: tuple[str, ...] = (
     "banana", "apple", "ball", "box", "star", "ring", "cross", "tree", "house", "arrow",
 )  # fmt: skip
 MARKER = "SYNTHETIC.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+TEMPLATE_CAPTION_RATE = 0.25
 _SPLITS = {"train": 0, "clean": 1, "eval": 2}
 _MTIME = 1_700_000_000  # fixed member time: same arguments, same bytes
 _JPEG_QUALITY = 90
@@ -267,6 +269,12 @@ def caption_for(cls: str, scene: Scene, rng: np.random.Generator) -> str:
     place_options = _PLACE_PHRASES[scene.place]
     place = place_options[int(rng.integers(len(place_options)))]
     dot = f" next to a small {scene.distractor} dot" if scene.distractor else ""
+    if rng.random() < TEMPLATE_CAPTION_RATE:
+        # Web captions often read like CLIP's prompts ("a photo of a dog"). Without such
+        # captions every template-style text in the data would be a BadNet poison caption,
+        # and "reads like a template" alone would predict the trigger, whatever the class
+        # word: zero-shot prompts of every class would then look alike to the backdoor.
+        return CLIP_TEMPLATES[int(rng.integers(len(CLIP_TEMPLATES)))](cls)
     template = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
     # The article agrees with the word that follows "{a}" once the fields are filled.
     after = template.split("{a} ", 1)[1] if "{a} " in template else ""
