@@ -616,6 +616,9 @@ def embedded_scaling(layers: Sequence[Layer], emb: EmbeddedProfile, *, stage: st
         if scaled != epochs:
             out.append(Layer("embedded.epoch_scale", {"optim": {"epochs": scaled}}))
         batch = int(data.get("batch_size", _DEFAULTS.data.batch_size))
+        if batch > emb.max_batch_size:
+            batch = emb.max_batch_size
+            out.append(Layer("embedded.max_batch_size", {"data": {"batch_size": batch}}))
         pairs = min(n_pairs, int(data.get("max_samples") or n_pairs))
         cap = int(emb.max_warmup_fraction * math.ceil(pairs / batch) * scaled)
         if int(optim.get("warmup_steps", _DEFAULTS.optim.warmup_steps)) > cap:

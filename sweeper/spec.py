@@ -125,6 +125,9 @@ class EmbeddedProfile(_Frozen):
     # Deep clustering with a teacher: "@start" is the cleaning trial's own start model.
     teacher_model: str = "tiny-rn"
     teacher_checkpoint: str = "@start"
+    # The paper's batches (256, 128) leave a few thousand synthetic pairs with a handful of
+    # steps per epoch; batches are capped here so the tiny model gets enough steps to learn.
+    max_batch_size: int = Field(default=64, gt=0)
     # Side of the BadNet patch at the tiny model's 32 px. The paper's 16 px at 224 px scales
     # to 2 px, which a tiny CNN never picks out of the synthetic textures; 8 px implants the
     # backdoor within a few epochs (ASR ~95% at 5% poison), as 16 px does at CC3M scale.
