@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from results.errors import StoreError
 from results.store import StoreWriter, read_epochs, read_trials
 from sweeper import ray_backend as backend
 from sweeper.errors import SweeperError, SweepNotFound
@@ -46,6 +47,8 @@ def launch(
     The cluster is joined and every stage's request checked against it before anything is
     written, so a sweep that could never run leaves no trace in the store.
     """
+    # Absolute: Ray Tune runs each trial in its own working directory.
+    store = Path(store).resolve()
     with _cluster(plan, address, dashboard_host) as info:
         writer = StoreWriter(store, new_sweep_id(plan.name))
         writer.write_spec(plan.spec_text)
@@ -53,21 +56,21 @@ def launch(
         print(f"sweep: {writer.sweep_id}", flush=True)
         print(f"store: {writer.sweep_dir}", flush=True)
         _print_dashboard(info)
-        return _run_stages(plan, writer, info)
+        return _run_guarded(plan, writer, info)
 
 
 def resume(
     sweep: str, *, store: str | Path, address: str | None = None, dashboard_host: str = "127.0.0.1"
 ) -> int:
     """Finish an interrupted sweep: finished trials are kept, the others run again."""
-    sweep_dir = _sweep_dir(sweep, store)
+    sweep_dir = _sweep_dir(sweep, store).resolve()
     plan = load_plan(sweep_dir / "plan.json")
     with _cluster(plan, address, dashboard_host) as info:
         writer = StoreWriter(sweep_dir.parent, sweep_dir.name)
         print(f"sweep: {writer.sweep_id} (resuming)", flush=True)
         print(f"store: {writer.sweep_dir}", flush=True)
         _print_dashboard(info)
-        return _run_stages(plan, writer, info)
+        return _run_guarded(plan, writer, info)
 
 
 @contextlib.contextmanager
@@ -113,6 +116,27 @@ def _sweep_dir(sweep: str, store: str | Path) -> Path:
     return cand
 
 
+def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo) -> int:
+    """`_run_stages`; a store that stops taking writes (disk full, read-only) stops the sweep
+    with a message that names the path and says how to finish it, not a traceback."""
+    try:
+        return _run_stages(plan, writer, info)
+    except StoreError as err:
+        raise SweeperError(
+            f"the results store failed while the sweep ran: {err}. Rows written before it are "
+            f"kept; fix the cause (disk space, permissions or mount of {writer.sweep_dir}) and "
+            f"finish the sweep with `sweeper resume {writer.sweep_id} --store "
+            f"{writer.sweep_dir.parent}`"
+        ) from None
+
+
+def _epoch_rows(writer: StoreWriter) -> list[dict[str, Any]]:
+    """The sweep's epoch rows; none (every trial failed before its first epoch) is no error."""
+    if not any((writer.sweep_dir / "epochs").glob("part-*.parquet")):
+        return []
+    return read_epochs(writer.sweep_dir.parent, [writer.sweep_id]).to_pylist()
+
+
 def _run_stages(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo) -> int:
     store_root = writer.sweep_dir.parent
     synthetic = _prepare_synthetic(plan, store_root)
@@ -132,7 +156,7 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo)
             starts = _select_pretrain(stage, writer)
         elif stage.name == "screen":
             screened = _pick_screen(stage, writer)
-    rows = read_epochs(writer.sweep_dir.parent, [writer.sweep_id]).num_rows
+    rows = len(_epoch_rows(writer))
     print(f"done: {writer.sweep_id}: {rows} epoch rows, {failed_total} failed trial(s)", flush=True)
     if plan.report:
         from results.report import write_report
@@ -364,7 +388,7 @@ def _use_cache(
 
 def _select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
     """The paper's rule over the stored epoch rows: job name -> selected checkpoint."""
-    rows = read_epochs(writer.sweep_dir.parent, [writer.sweep_id]).to_pylist()
+    rows = _epoch_rows(writer)
     by_trial = {t.trial_id: t for t in stage.trials}
     status = _done_trials(writer)
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -423,11 +447,7 @@ def _write_cache(trial: TrialPlan, rows: list[dict[str, Any]], chosen: dict[str,
 
 
 def _pick_screen(stage: StagePlan, writer: StoreWriter) -> dict[str, Any]:
-    rows = [
-        r
-        for r in read_epochs(writer.sweep_dir.parent, [writer.sweep_id]).to_pylist()
-        if r["stage"] == "screen"
-    ]
+    rows = [r for r in _epoch_rows(writer) if r["stage"] == "screen"]
     max_asr = float((stage.select or {}).get("max_asr", 15))
     pick = pick_screened(rows, max_asr=max_asr)
     if pick is None:

@@ -204,7 +204,7 @@ class StoreEvents:
             f"{c['failed']} failed{best}"
         )
         elapsed = time.monotonic() - self._t0
-        if line != self._last_line or final or elapsed - self._last_print >= 30:
+        if line != self._last_line or elapsed - self._last_print >= 30:
             print(f"{line} | {elapsed:.0f}s", file=self.out, flush=True)
             self._last_line = line
             self._last_print = elapsed

@@ -66,7 +66,10 @@ def connect(address: str | None, *, dashboard_host: str = "127.0.0.1") -> Cluste
             if address:
                 ctx = ray.init(address=address, logging_level="warning", log_to_driver=True)
             else:
+                # "local" starts a fresh cluster; a bare init() would join whatever cluster
+                # /tmp/ray last recorded (another user's `ray start`, a test's Cluster).
                 ctx = ray.init(
+                    address="local",
                     include_dashboard=True,
                     dashboard_host=dashboard_host,
                     logging_level="warning",

@@ -110,11 +110,14 @@ def test_launch_streams_every_epoch_and_reuses_pretraining(
 
 
 def test_a_failing_trial_is_recorded_and_the_others_complete(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A relative --store (the default is ./sweeps): trials run in Tune's own working
+    # directories, so the paths handed to them must not depend on the driver's.
+    monkeypatch.chdir(tmp_path)
     store = tmp_path / "store"
     spec = tiny_spec(tmp_path, clean={"grid": {"lr": [1e-3], "fail_at_epoch": [99, 2]}})
-    assert main(["launch", str(spec), "--store", str(store)]) == 0
+    assert main(["launch", spec.name, "--store", "store"]) == 0
     sweep = sweep_of(capsys.readouterr().out)
     trials = [r for r in read_trials(store, [sweep]).to_pylist() if r["stage"] == "clean"]
     status = {json.loads(r["params"])["fail_at_epoch"]: r for r in trials}
