@@ -150,8 +150,9 @@ def _is_sweep_dir(path: Path) -> bool:
 
 def _check_store(store: Path) -> None:
     if not store.is_dir():
+        what = "is a file, not a directory" if store.exists() else "does not exist"
         raise StoreError(
-            f"store directory {store} does not exist: pass the directory that holds the "
+            f"store directory {store} {what}: pass the directory that holds the "
             f"sweeps (--store DIR, default ./sweeps), laid out as {_LAYOUT}"
         )
 

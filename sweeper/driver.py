@@ -107,8 +107,15 @@ def _sweep_dir(sweep: str, store: str | Path) -> Path:
     p = Path(sweep)
     if (p / "plan.json").is_file():
         return p
+    if "/" in sweep or ".." in sweep:
+        # An id names a folder inside the store; it must not lead out of it.
+        raise SweepNotFound(
+            f"{sweep!r} is neither a sweep directory nor a sweep id of store {store} (an id "
+            "has no '/' or '..'): pass the id that `sweeper launch` printed, or the path "
+            "of a sweep directory"
+        )
     cand = Path(store) / sweep
-    if "/" in sweep or ".." in sweep or not (cand / "plan.json").is_file():
+    if not (cand / "plan.json").is_file():
         raise SweepNotFound(
             f"no sweep {sweep!r} in store {store}: expected {cand}/plan.json; "
             "pass the sweep id that `sweeper launch` printed and the same --store"

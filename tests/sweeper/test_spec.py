@@ -302,13 +302,16 @@ def test_embedded_profile_scales_the_paper_numbers(tmp_path: Path) -> None:
     plan = plan_of(write(tmp_path, BASE))
     pre, clean = plan.stages
     mmcl = pre.trials[0].config
-    # 64 epochs x 0.25; 2000 pairs / 256 = 8 steps a epoch -> warmup capped at 10% of 128 steps.
-    assert (mmcl["optim"]["epochs"], mmcl["optim"]["warmup_steps"]) == (16, 12)
+    # 64 epochs x 0.25; batch 256 capped at 64, so 2000 pairs / 64 = 32 steps an epoch ->
+    # warmup capped at 10% of 512 steps.
+    assert (mmcl["optim"]["epochs"], mmcl["optim"]["warmup_steps"]) == (16, 51)
+    assert mmcl["data"]["batch_size"] == 64
     assert mmcl["poison"]["amount"] == 0.05  # 1,500 poisons do not fit 2,000 synthetic pairs
     c = clean.trials[0].config
+    # 20 epochs x 0.25; 500 pairs / 64 = 8 steps an epoch -> warmup capped at 10% of 40.
     assert (c["optim"]["epochs"], c["optim"]["warmup_steps"], c["data"]["max_samples"]) == (
         5,
-        2,
+        4,
         500,
     )
     assert plan.synthetic == {
