@@ -34,10 +34,10 @@ def summarise(store: str | Path, sweep: str) -> dict:
     elif not (Path(store) / sweep).is_dir():
         raise SweepNotFound(f"no sweep {sweep!r} in store {store}: check the id and --store")
     trials = read_trials(store, [sweep]).to_pylist()
-    try:
-        epochs = read_epochs(store, [sweep]).to_pylist()
-    except Exception:
-        epochs = []
+    # A sweep whose trials have not reported yet has no epoch parts: that is 0 rows, not an
+    # error. A part that is there but broken is an error, and says so.
+    has_parts = any((Path(store) / sweep / "epochs").glob("part-*.parquet"))
+    epochs = read_epochs(store, [sweep]).to_pylist() if has_parts else []
     by_stage: dict[str, Counter] = {}
     for t in trials:
         by_stage.setdefault(t["stage"], Counter())[t["status"]] += 1

@@ -303,20 +303,12 @@ BAD_STORE_PATHS: dict[str, tuple[list[str], Callable[[World], Path | None], list
 }  # fmt: skip
 
 
-# `sweeper status` reads the epochs under a bare `except Exception` (meant for a sweep with
-# no rows yet), so a broken epochs part reads as "0 epoch rows" and exit 0.
-_STATUS_HIDES_BROKEN_EPOCHS = pytest.mark.xfail(
-    strict=True, reason="bug in sweeper/cli/status.py: summarise() swallows SchemaError"
-)
-
-
 @pytest.mark.parametrize(
     ("argv", "spoil", "says"),
     [
         pytest.param(
             *case,
             id=name,
-            marks=[_STATUS_HIDES_BROKEN_EPOCHS] if name == "status: a part lacks a column" else [],
         )
         for name, case in BAD_STORE_PATHS.items()
     ],
