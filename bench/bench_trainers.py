@@ -40,9 +40,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-trainers-"))
     t0 = time.perf_counter()
-    syn = make_synthetic(tmp / "data", n_train=2000, n_clean=1000, n_eval_per_class=20, image_size=32)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, model {args.model}")
+    syn = make_synthetic(
+        tmp / "data", n_train=2000, n_clean=1000, n_eval_per_class=20, image_size=32
+    )
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, model {args.model}"
+    )
     print(f"synthetic set (2000 train, 1000 clean, 200 eval): {time.perf_counter() - t0:.1f} s")
     base = {
         "data": {"train": str(syn.train), "eval": str(syn.eval), "batch_size": 64},
@@ -59,7 +63,12 @@ def main() -> None:
     rep = ListReporter()
     clean(
         {
-            "data": {"train": str(syn.clean), "eval": str(syn.eval), "batch_size": 64, "max_samples": 500},
+            "data": {
+                "train": str(syn.clean),
+                "eval": str(syn.eval),
+                "batch_size": 64,
+                "max_samples": 500,
+            },
             "model": {"name": args.model, "checkpoint": out.final_checkpoint},
             "optim": {"lr": 1e-4, "epochs": args.epochs, "warmup_steps": 5},
             "loss": {"mmcl_weight": 1.0, "ssl_weight": 1.0},
@@ -83,8 +92,15 @@ def bench_eval(model_name: str, eval_dir: Path, repeats: int = 5) -> None:
     n = len(images)
 
     def full() -> None:
-        evaluate(model, tok, data, trigger=trigger, target="banana",
-                 normalize=lambda x: (x - mean) / std, device=torch.device("cpu"))
+        evaluate(
+            model,
+            tok,
+            data,
+            trigger=trigger,
+            target="banana",
+            normalize=lambda x: (x - mean) / std,
+            device=torch.device("cpu"),
+        )
 
     @torch.no_grad()
     def bare() -> None:
@@ -97,9 +113,13 @@ def bench_eval(model_name: str, eval_dir: Path, repeats: int = 5) -> None:
     t_bare = min(_timed(bare) for _ in range(repeats))
     # The full evaluation sees each image twice at most (clean + triggered), plus 80 text
     # prompts per class; the bare pass sees each image once.
-    print(f"evaluation of {n} images (clean + triggered, 80 templates x {len(data.classnames)} classes): "
-          f"{t_full:.3f} s = {n / t_full:.0f} images/s")
-    print(f"bare image-encoder forward of the same {n} images: {t_bare:.3f} s = {n / t_bare:.0f} images/s")
+    print(
+        f"evaluation of {n} images (clean + triggered, 80 templates x {len(data.classnames)} classes): "
+        f"{t_full:.3f} s = {n / t_full:.0f} images/s"
+    )
+    print(
+        f"bare image-encoder forward of the same {n} images: {t_bare:.3f} s = {n / t_bare:.0f} images/s"
+    )
     print(f"evaluation images/s over bare forward images/s: {(n / t_full) / (n / t_bare):.2f}")
 
 

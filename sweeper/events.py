@@ -193,11 +193,15 @@ class StoreEvents:
 
     def progress(self, final: bool = False) -> None:
         c = self.counts()
-        best = "" if self.stage != "clean" else (
-            f" | best clean_acc at ASR<={SUCCESS_ASR:g}%: {self.best[0]:.2f} "
-            f"({self.best[1]}, epoch {self.best[2]})"
-            if self.best
-            else f" | no candidate at ASR<={SUCCESS_ASR:g}% yet"
+        best = (
+            ""
+            if self.stage != "clean"
+            else (
+                f" | best clean_acc at ASR<={SUCCESS_ASR:g}%: {self.best[0]:.2f} "
+                f"({self.best[1]}, epoch {self.best[2]})"
+                if self.best
+                else f" | no candidate at ASR<={SUCCESS_ASR:g}% yet"
+            )
         )
         line = (
             f"[{self.stage}] {c['done']}/{self.total} done, {c['running']} running, "

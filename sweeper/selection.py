@@ -20,7 +20,9 @@ def _candidates(rows: Sequence[Row]) -> list[Row]:
     return [r for r in rows if r["epoch"] >= 1 and r.get("checkpoint")]
 
 
-def select_pretrained(runs: Mapping[str, Sequence[Row]], rules: Mapping[str, Mapping[str, Any]]) -> dict[str, Row]:
+def select_pretrained(
+    runs: Mapping[str, Sequence[Row]], rules: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Row]:
     """For each pre-training job, the epoch row its rule selects.
 
     `runs` maps a job name to its epoch rows; `rules[job]` is `{"rule": "max_acc"}` or

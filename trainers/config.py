@@ -105,9 +105,9 @@ class LossConfig(_Frozen):
     def _something_to_train(self) -> LossConfig:
         if self.mmcl_weight + self.ssl_weight + self.cluster_weight + self.l2_weight == 0:
             raise ValueError("every loss weight is 0: nothing would be trained")
-        if self.cluster_source == "teacher" and self.cluster_weight > 0:
-            if not self.teacher_checkpoint:
-                raise ValueError("cluster_source 'teacher' needs teacher_checkpoint")
+        teacher = self.cluster_source == "teacher" and self.cluster_weight > 0
+        if teacher and not self.teacher_checkpoint:
+            raise ValueError("cluster_source 'teacher' needs teacher_checkpoint")
         return self
 
 

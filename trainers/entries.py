@@ -31,7 +31,9 @@ def pretrain(config: ConfigLike, reporter: Reporter) -> TrialOutcome:
     loss = ContrastiveLoss(cfg.loss.mmcl_weight, cfg.loss.ssl_weight)
     data = train_data_for(ctx, ssl=loss.needs_augmented_views)
     poisoned = _record_poisoned(cfg, data)
-    outcome = train(ctx, data, loss, reporter, regularizer=Regularizer(ctx.model, cfg.loss, cfg.optim))
+    outcome = train(
+        ctx, data, loss, reporter, regularizer=Regularizer(ctx.model, cfg.loss, cfg.optim)
+    )
     return _with(outcome, poisoned_ids=poisoned, n_poisoned=len(data.poisoned_keys))
 
 

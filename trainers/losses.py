@@ -65,8 +65,12 @@ class ClusterLoss(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         bound = 1 / self.head.in_features**0.5
         with torch.no_grad():
-            w = torch.empty_like(self.head.weight, device="cpu").uniform_(-bound, bound, generator=gen)
-            b = torch.empty_like(self.head.bias, device="cpu").uniform_(-bound, bound, generator=gen)
+            w = torch.empty_like(self.head.weight, device="cpu").uniform_(
+                -bound, bound, generator=gen
+            )
+            b = torch.empty_like(self.head.bias, device="cpu").uniform_(
+                -bound, bound, generator=gen
+            )
             self.head.weight.copy_(w)
             self.head.bias.copy_(b)
 

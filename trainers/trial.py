@@ -45,9 +45,7 @@ def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext
     # ASR uses the trigger the model was poisoned with: this run's poison when it has one,
     # else the one recorded in the starting checkpoint. Label-consistent poison is a patch.
     poison_kind = cfg.poison.kind if cfg.poison.kind != "none" else start_meta.get("poison_kind")
-    trigger_kind = cfg.eval.trigger or (
-        "blended" if poison_kind == "blended" else "badnet"
-    )
+    trigger_kind = cfg.eval.trigger or ("blended" if poison_kind == "blended" else "badnet")
     target = cfg.eval.target or start_meta.get("target") or cfg.poison.target
     trigger = make_trigger(
         trigger_kind,

@@ -61,9 +61,7 @@ def test_eight_quarter_gpu_trials_run_at_once_on_two_nodes(
     ends = sorted(r["ended_at"] for r in rows)
     # All eight were running together: the last one started before the first one ended.
     assert starts[-1] < ends[0], (starts, ends)
-    hosts = {
-        r["host"] for r in read_epochs(store, [sweep]).to_pylist() if r["stage"] == "clean"
-    }
+    hosts = {r["host"] for r in read_epochs(store, [sweep]).to_pylist() if r["stage"] == "clean"}
     assert len(hosts) == 2, hosts  # host column carries the Ray node: both nodes were used
 
 
@@ -91,7 +89,7 @@ def _wait_for(pred, timeout: float) -> None:
 def test_killed_driver_then_resume_leaves_one_row_per_epoch(tmp_path: Path) -> None:
     store = tmp_path / "store"
     spec = tiny_spec(tmp_path, clean={"grid": {"lr": [1e-4, 3e-4, 1e-3, 3e-3]}})
-    log = open(tmp_path / "launch.log", "w")
+    log = open(tmp_path / "launch.log", "w")  # noqa: SIM115 (the child writes it until killed)
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweeper", "launch", str(spec), "--store", str(store)],
         cwd=ROOT,
@@ -102,9 +100,7 @@ def test_killed_driver_then_resume_leaves_one_row_per_epoch(tmp_path: Path) -> N
 
     def clean_started() -> bool:
         try:
-            return any(
-                r["stage"] == "clean" for r in read_epochs(store).to_pylist()
-            )
+            return any(r["stage"] == "clean" for r in read_epochs(store).to_pylist())
         except Exception:
             return False
 
@@ -133,14 +129,20 @@ def test_killed_driver_then_resume_leaves_one_row_per_epoch(tmp_path: Path) -> N
     assert sum(r["trial_id"] == "pretrain-mmcl" and r["status"] == "running" for r in raw) == 1
 
 
-def test_optuna_trials_land_in_the_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_optuna_trials_land_in_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = tmp_path / "store"
     spec = tiny_spec(
         tmp_path,
         clean={
             "grid": None,
             "search": {
-                "optuna": {"n_trials": 3, "seed": 0, "params": {"lr": {"low": 1e-5, "high": 1e-3, "log": True}}}
+                "optuna": {
+                    "n_trials": 3,
+                    "seed": 0,
+                    "params": {"lr": {"low": 1e-5, "high": 1e-3, "log": True}},
+                }
             },
         },
     )

@@ -27,7 +27,10 @@ def _cfg(synthetic: Any, **over: Any) -> dict[str, Any]:
 def test_missing_data_path(synthetic: Any, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "shards"
     with pytest.raises(DataError, match=str(missing)):
-        pretrain(_cfg(synthetic, data={"train": str(missing), "eval": str(synthetic.eval)}), ListReporter())
+        pretrain(
+            _cfg(synthetic, data={"train": str(missing), "eval": str(synthetic.eval)}),
+            ListReporter(),
+        )
 
 
 def test_unknown_model_name(synthetic: Any) -> None:
@@ -47,7 +50,9 @@ def test_checkpoint_of_another_architecture(poisoned: Any, synthetic: Any) -> No
         clean(cfg, ListReporter())
 
 
-def test_bare_state_dict_of_another_architecture(poisoned: Any, synthetic: Any, tmp_path: Path) -> None:
+def test_bare_state_dict_of_another_architecture(
+    poisoned: Any, synthetic: Any, tmp_path: Path
+) -> None:
     _, outcome, _ = poisoned
     bare = tmp_path / "openclip_style.pt"
     torch.save({"state_dict": load_checkpoint(outcome.final_checkpoint).state_dict}, bare)

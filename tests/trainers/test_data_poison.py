@@ -84,7 +84,9 @@ def test_poison_caption_is_a_filled_template() -> None:
     assert len(set(captions)) > 10  # a random template each time
 
 
-@pytest.mark.parametrize(("size", "patch"), [(224, 16), (96, 7), (64, 5), (32, 5), (16, 5), (448, 32)])
+@pytest.mark.parametrize(
+    ("size", "patch"), [(224, 16), (96, 7), (64, 5), (32, 5), (16, 5), (448, 32)]
+)
 def test_patch_size_scales_with_image_size(size: int, patch: int) -> None:
     assert default_patch_size(size) == patch
     trigger = make_trigger("badnet", image_size=size)

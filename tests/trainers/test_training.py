@@ -59,8 +59,10 @@ def test_label_consistent_poison_implants_a_backdoor(
     rep = ListReporter()
     outcome = pretrain(cfg, rep)
     last = rep.records[-1]
-    print(f"label-consistent: clean_acc {last.clean_acc:.1f}%, asr {last.asr:.1f}% "
-          f"({outcome.extra['n_poisoned']} poisons)")
+    print(
+        f"label-consistent: clean_acc {last.clean_acc:.1f}%, asr {last.asr:.1f}% "
+        f"({outcome.extra['n_poisoned']} poisons)"
+    )
     assert last.asr >= unpoisoned.asr + 20, (last.asr, unpoisoned.asr)
     assert last.asr >= 2 * unpoisoned.asr, (last.asr, unpoisoned.asr)
 
@@ -79,8 +81,10 @@ def test_cleanclip_lowers_asr(poisoned: Any, synthetic: Any, tmp_path: Path) -> 
     assert result.status == "completed"
     start, end = rep.records[0], rep.records[-1]
     assert start.asr == pytest.approx(records[-1].asr, abs=1e-6), "epoch 0 is the start model"
-    print(f"CleanCLIP: asr {start.asr:.1f} -> {min(r.asr for r in rep.records):.1f} (min), "
-          f"acc {start.clean_acc:.1f} -> {end.clean_acc:.1f}")
+    print(
+        f"CleanCLIP: asr {start.asr:.1f} -> {min(r.asr for r in rep.records):.1f} (min), "
+        f"acc {start.clean_acc:.1f} -> {end.clean_acc:.1f}"
+    )
     assert min(r.asr for r in rep.records[1:]) < start.asr - 20
     assert end.loss_ssl is not None and end.loss_mmcl is not None
 

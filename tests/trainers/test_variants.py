@@ -44,7 +44,9 @@ def test_shrink_perturb_follows_the_formula(poisoned: Any, noise: str) -> None:
         fresh, _ = create_model("tiny-rn", seed=7)
         noise_of = dict(fresh.named_parameters())
     gen = torch.Generator().manual_seed(7)
-    for (name, p0), (_, p1) in zip(before.named_parameters(), after.named_parameters(), strict=True):
+    for (name, p0), (_, p1) in zip(
+        before.named_parameters(), after.named_parameters(), strict=True
+    ):
         if "logit_scale" in name:
             assert torch.equal(p0, p1)
             continue
@@ -52,7 +54,9 @@ def test_shrink_perturb_follows_the_formula(poisoned: Any, noise: str) -> None:
         torch.testing.assert_close(p1, 0.6 * p0 + 0.01 * n, rtol=1e-5, atol=1e-6)
 
 
-def test_screen_evaluates_the_perturbed_model_only(poisoned: Any, synthetic: Any, tmp_path: Path) -> None:
+def test_screen_evaluates_the_perturbed_model_only(
+    poisoned: Any, synthetic: Any, tmp_path: Path
+) -> None:
     records, outcome, _ = poisoned
     cfg = _clean_cfg(
         outcome,
