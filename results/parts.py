@@ -131,7 +131,7 @@ def read_part(path: Path, columns: Sequence[Column]) -> pa.Table:
         if col.name not in table.column_names:
             raise SchemaError(
                 f"part file {path} lacks the required column {col.name!r}; write rows with "
-                "results.store.StoreWriter, or add the column (see shared/DESIGN.md)"
+                "results.store.StoreWriter, or add the column (schema: results.store.EPOCH_COLUMNS)"
             )
         if table[col.name].null_count:
             raise SchemaError(
