@@ -628,7 +628,12 @@ def test_lost_node_trials_are_retried_on_the_other_node(
     history = raw_rows(store / sweep, "trials")
     retries = [r for r in history if (r["error"] or "").startswith("retrying after:")]
     assert [r["trial_id"] for r in retries] == [victim], history
-    assert f"its node has died. Node Id: {lost}" in retries[0]["error"], retries[0]["error"]
+    # Ray reports the loss either as the node's death or, when the actor's socket closes
+    # first, as the actor being unavailable; both name the failure, neither is a crash.
+    error = retries[0]["error"]
+    assert f"its node has died. Node Id: {lost}" in error or (
+        "is unavailable" in error and "Socket closed" in error
+    ), error
     rows = read_epochs(store, [sweep]).to_pylist()
     per_trial = assert_one_row_per_key(rows)
     assert all(eps == [0, 1, 2, 3, 4] for t, eps in per_trial.items() if t.startswith("clean-"))
