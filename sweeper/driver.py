@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import secrets
 import time
@@ -157,7 +158,7 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo)
             _payload(t, plan, writer, synthetic, starts, screened, resources) for t in trials
         ]
         if stage.name == "pretrain":
-            payloads = _use_cache(payloads, plan, writer)
+            payloads = _use_cache(payloads, writer)
         failed_total += _run_stage(stage, payloads, resources, writer)
         if stage.name == "pretrain":
             starts = _select_pretrain(stage, writer)
@@ -191,8 +192,6 @@ def _prepare_synthetic(plan: SweepPlan, store_root: Path) -> dict[str, str] | No
 
 
 def _hash(obj: Any) -> str:
-    import hashlib
-
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -330,7 +329,7 @@ def _run_stage(
         events=events,
     )
     events.flush()
-    events.progress(final=True)
+    events.progress()
     return events.counts()["failed"]
 
 
@@ -364,13 +363,11 @@ def _run_search(
             max_concurrent=search.max_concurrent,
         )
     events.flush()
-    events.progress(final=True)
+    events.progress()
     return events.counts()["failed"]
 
 
-def _use_cache(
-    payloads: list[dict[str, Any]], plan: SweepPlan, writer: StoreWriter
-) -> list[dict[str, Any]]:
+def _use_cache(payloads: list[dict[str, Any]], writer: StoreWriter) -> list[dict[str, Any]]:
     """Pre-training already done under the same config hash: copy its rows, skip the run."""
     todo = []
     for p in payloads:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
+from results.best import DEFAULT_THRESHOLD
 from results.store import StoreWriter
 
 RECORD_FIELDS = (
@@ -28,7 +29,7 @@ RECORD_FIELDS = (
     "wall_s",
     "checkpoint",
 )
-SUCCESS_ASR = 5.0
+SUCCESS_ASR = DEFAULT_THRESHOLD
 
 
 _last_stamp: datetime | None = None
@@ -191,7 +192,7 @@ class StoreEvents:
         running = sum(v == "running" for v in values)
         return {"done": done, "failed": failed, "running": running}
 
-    def progress(self, final: bool = False) -> None:
+    def progress(self) -> None:
         c = self.counts()
         best = (
             ""

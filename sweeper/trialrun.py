@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from results.best import DEFAULT_THRESHOLD
 from trainers.reporter import EpochRecord
 
 Emit = Callable[[str, dict[str, Any]], None]
 # What Optuna optimises per trial: every epoch is a candidate model, so a trial's point is
 # its best epoch by the paper's success rule (highest accuracy with ASR <= 5%), or, when no
 # epoch gets there, the epoch with the lowest ASR.
-SUCCESS_ASR = 5.0
+SUCCESS_ASR = DEFAULT_THRESHOLD
 
 
 class _Collect:

@@ -7,6 +7,7 @@ and a reporter, and gets one `EpochRecord` per evaluated epoch plus the outcome.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,5 @@ def _record_poisoned(cfg: TrialConfig, data: Any) -> str | None:
 
 
 def _with(outcome: TrialOutcome, **extra: Any) -> TrialOutcome:
-    from dataclasses import replace
-
     poisoned = extra.pop("poisoned_ids")
     return replace(outcome, poisoned_ids=poisoned, extra={**outcome.extra, **extra})

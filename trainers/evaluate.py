@@ -88,7 +88,11 @@ def evaluate(
     # The trigger's noise and location are drawn from a fixed seed so that successive
     # epochs are measured on the same triggered images.
     gen = torch.Generator().manual_seed(seed)
-    top1 = top5 = hits = n = n_asr = 0
+    top1 = top5 = n = 0
+    # Predictions on triggered non-target images, with their labels: attack_success_rate
+    # (the tested definition) computes ASR from them, so there is one definition only.
+    trig_preds: list[Tensor] = []
+    trig_labels: list[Tensor] = []
     k = min(5, len(eval_data.classnames))
     for images, labels in eval_data.batches(batch_size):
         labels = labels.to(device)
@@ -101,19 +105,19 @@ def evaluate(
         if keep.any():
             triggered = trigger(images[keep], gen)
             logits = _logits(model, normalize(triggered.to(device)), classifier)
-            hits += int((logits.argmax(dim=1) == target_index).sum())
-            n_asr += int(keep.sum())
+            trig_preds.append(logits.argmax(dim=1).cpu())
+            trig_labels.append(labels[keep.to(labels.device)].cpu())
     model.train(was_training)
     if n == 0:
         raise DataError("the eval set yielded no images: check data.eval")
-    if n_asr == 0:
-        raise DataError("every eval image is of the target class: ASR is undefined")
+    preds = torch.cat(trig_preds) if trig_preds else torch.empty(0, dtype=torch.long)
+    trig_y = torch.cat(trig_labels) if trig_labels else torch.empty(0, dtype=torch.long)
     return EvalResult(
         clean_acc=100 * top1 / n,
         clean_top5=100 * top5 / n,
-        asr=100 * hits / n_asr,
+        asr=attack_success_rate(preds, trig_y, target_index),
         n_images=n,
-        n_asr_images=n_asr,
+        n_asr_images=len(trig_y),
     )
 
 

@@ -175,9 +175,12 @@ def train(
             seen += len(batch.index)
         skipped_total += skipped
         result = ctx.evaluate()
-        name = f"epoch-{epoch:03d}.pt" if cfg.save == "every" else "last.pt"
-        if cfg.save == "every" or (cfg.save == "last" and epoch == cfg.optim.epochs):
-            last_ckpt = ctx.save(name, epoch, result)
+        ckpt = None
+        if cfg.save == "every":
+            ckpt = ctx.save(f"epoch-{epoch:03d}.pt", epoch, result)
+        elif cfg.save == "last" and epoch == cfg.optim.epochs:
+            ckpt = ctx.save("last.pt", epoch, result)
+        last_ckpt = ckpt or last_ckpt
         mean = {k: v / max(1, n_steps) for k, v in sums.items()}
         reporter.report(
             EpochRecord(
@@ -193,7 +196,7 @@ def train(
                 lr=opt.param_groups[0]["lr"],
                 samples_seen=seen,
                 wall_s=ctx.elapsed(),
-                checkpoint=last_ckpt if cfg.save == "every" or epoch == cfg.optim.epochs else None,
+                checkpoint=ckpt,
                 skipped=skipped,
             )
         )

@@ -8,9 +8,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from results.best import DEFAULT_THRESHOLD
 from sweeper.errors import SweepNotFound
 
-SUCCESS_ASR = 5.0
+SUCCESS_ASR = DEFAULT_THRESHOLD
 
 
 def register(sub: argparse._SubParsersAction) -> None:
