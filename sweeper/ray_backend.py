@@ -148,13 +148,23 @@ def _trial_fn(config: dict[str, Any]) -> None:
 class _Forward(tune.Callback):
     def __init__(self, events: StageEvents, tick_s: float = 1.0) -> None:
         self.events = events
+        # The first error the driver's own handlers raised (a store that stops taking
+        # writes): Tune wraps it in a TuneError, `_fit` raises it again as itself.
+        self.error: BaseException | None = None
         self.tick_s = tick_s
         self._last = 0.0
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks into the experiment state; the events sink (open
         # files, the terminal) belongs to this driver process only.
-        return {**self.__dict__, "events": None}
+        return {**self.__dict__, "events": None, "error": None}
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as err:
+            self.error = self.error or err
+            raise
 
     @staticmethod
     def _who(trial: Any) -> tuple[str, dict[str, Any]]:
@@ -165,7 +175,7 @@ class _Forward(tune.Callback):
         return payload["trial_id"], payload
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.events.started(*self._who(trial))
+        self._call(self.events.started, *self._who(trial))
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -173,24 +183,24 @@ class _Forward(tune.Callback):
         tid, payload = self._who(trial)
         kind = result.get("_kind")
         if kind == EPOCH:
-            self.events.epoch(tid, payload, result)
+            self._call(self.events.epoch, tid, payload, result)
         elif kind == OUTCOME:
-            self.events.finished(tid, payload, result)
+            self._call(self.events.finished, tid, payload, result)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.events.failed(*self._who(trial), _error_text(trial))
+        self._call(self.events.failed, *self._who(trial), _error_text(trial))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.events.retrying(*self._who(trial), _error_text(trial))
+        self._call(self.events.retrying, *self._who(trial), _error_text(trial))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         now = time.monotonic()
         if now - self._last >= self.tick_s:
             self._last = now
-            self.events.tick()
+            self._call(self.events.tick)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.events.tick()
+        self._call(self.events.tick)
 
 
 def _error_text(trial: Any) -> str:
@@ -291,6 +301,7 @@ def _fit(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     req = {_ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
     trainable = tune.with_resources(_trial_fn, req)
+    forward = _Forward(events)
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,
@@ -299,8 +310,13 @@ def _fit(
             name=f"{stage}-{int(time.time() * 1000)}",
             storage_path=str(storage.resolve()),
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            callbacks=[_Forward(events)],
+            callbacks=[forward],
             verbose=0,
         ),
     )
-    tuner.fit()
+    try:
+        tuner.fit()
+    except Exception:
+        if forward.error is not None:
+            raise forward.error from None
+        raise

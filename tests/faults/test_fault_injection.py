@@ -487,7 +487,10 @@ def test_store_that_refuses_writes_stops_the_sweep_then_resume_finishes_it(
     # The trials table was writable: the clean trials are left unfinished, so resume
     # runs them again.
     status = {r["trial_id"]: r["status"] for r in read_trials(store, [sweep]).to_pylist()}
-    assert [s for t, s in status.items() if t.startswith("clean-")] == ["running", "running"]
+    # The write fails while the trials run; one may have reported its last epoch before
+    # the stop, the others are left "running" (so resume runs them), none is "failed".
+    clean_status = [s for t, s in status.items() if t.startswith("clean-")]
+    assert "running" in clean_status and set(clean_status) <= {"running", "completed"}
 
     _unlock(epochs_dir)
     assert main(["resume", sweep, "--store", str(store)]) == 0
