@@ -7,7 +7,16 @@
     so that Ray packs exactly that many).
 (b) the same N trial configs (taken from the sweep's own plan) run by a process pool of
     `concurrency` workers calling `trainers.clean` directly.
-Prints both wall times, (a)/(b), and the per-trial overhead ((a) - (b)) * concurrency / N.
+Prints both wall times and their ratio, and splits (a)'s extra time into what it is, from
+the store's own timestamps (trial table: when Tune started each trial and when its outcome
+arrived; epoch table: the trainer's clock):
+- one-off: launch -> first trial start (Ray and the dashboard starting, the plan) and the
+  shutdown after the last trial;
+- once per Ray actor: its first trial imports torch and open_clip in a fresh process;
+- per trial: the idle gap between one trial's end and the next one's start in the same
+  slot, plus whatever set-up time the trial spends beyond what a direct call spends.
+  That sum is the per-trial scheduling overhead.
+For trials of a few minutes: --epochs 60 (about 100 s per trial on 2 quiet cores).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -65,7 +75,9 @@ def spec(tmp: Path, trials: int, epochs: int, cpu: float) -> Path:
     return path
 
 
-def launch(path: Path, store: Path) -> tuple[float, str]:
+def launch(path: Path, store: Path) -> tuple[float, str, float]:
+    """Wall time of `sweeper launch`, the sweep id, and the wall-clock time it started."""
+    started = time.time()
     t = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-m", "sweeper", "launch", str(path), "--store", str(store)],
@@ -75,15 +87,57 @@ def launch(path: Path, store: Path) -> tuple[float, str]:
         check=True,
     )
     sweep = next(ln.split()[1] for ln in out.stdout.splitlines() if ln.startswith("sweep:"))
-    return time.perf_counter() - t, sweep
+    return time.perf_counter() - t, sweep, started
 
 
-def _one(config: dict) -> float:
+def trial_times(store: Path, sweep: str) -> list[tuple[float, float, float]]:
+    """(start, end, trainer wall) of each cleaning trial, by start time.
+
+    start/end are the driver's (the trial table: Tune starting the trial, the outcome
+    arriving); the trainer's wall is its own clock at its last epoch (the epoch table).
+    """
+    from results.store import read_epochs, read_trials
+
+    rows = [r for r in read_trials(store, [sweep]).to_pylist() if r["stage"] == "clean"]
+    walls: dict[str, float] = {}
+    for e in read_epochs(store, [sweep]).to_pylist():
+        walls[e["trial_id"]] = max(walls.get(e["trial_id"], 0.0), e["wall_s"])
+    out = [
+        (r["started_at"].timestamp(), r["ended_at"].timestamp(), walls[r["trial_id"]]) for r in rows
+    ]
+    return sorted(out)
+
+
+def slots(trials: list[tuple[float, float, float]]) -> tuple[list[int], list[float]]:
+    """Which trials were the first of their slot (a fresh Ray actor), and the idle gap
+    before each of the others (the previous trial in its slot ending -> this one starting)."""
+    ends: list[float] = []
+    firsts: list[int] = []
+    gaps: list[float] = []
+    for i, (start, end, _) in enumerate(trials):
+        done = [e for e in ends if e <= start]
+        if done:
+            prev = max(done)
+            ends.remove(prev)
+            gaps.append(start - prev)
+        else:
+            firsts.append(i)
+        ends.append(end)
+    return firsts, gaps
+
+
+def _one(config: dict) -> tuple[float, float]:
+    """(call duration, trainer wall at its last epoch) of one direct `trainers.clean` call."""
     from trainers import ListReporter, clean
 
     t = time.perf_counter()
-    clean(config, ListReporter())
-    return time.perf_counter() - t
+    rep = ListReporter()
+    clean(config, rep)
+    return time.perf_counter() - t, rep.records[-1].wall_s
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
 
 
 def main() -> None:
@@ -96,27 +150,62 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     store = tmp / "store"
     path = spec(tmp, args.trials, args.epochs, cpu)
-    warm, _ = launch(path, store)  # pre-trains once and fills the cache; not measured
-    a, sweep = launch(path, store)
+    warm, _, _ = launch(path, store)  # pre-trains once and fills the cache; not measured
+    a, sweep, a_start = launch(path, store)
+    trials = trial_times(store, sweep)
+    startup = trials[0][0] - a_start
+    teardown = a_start + a - max(t[1] for t in trials)
+    firsts, gaps = slots(trials)
+    steady = [t for i, t in enumerate(trials) if i not in firsts]
+    fresh = [t for i, t in enumerate(trials) if i in firsts]
     configs = plain_configs(store, sweep, threads=max(1, int(cpu)))
     t0 = time.perf_counter()
     with mp.get_context("spawn").Pool(args.concurrency) as pool:
-        per_trial = pool.map(_one, configs)
+        plain = pool.map(_one, configs)
     b = time.perf_counter() - t0
+
+    v = {m: metadata.version(m) for m in ("torch", "ray", "open_clip_torch")}
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs; python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}; python {platform.python_version()}, "
+        + ", ".join(f"{k} {x}" for k, x in v.items())
     )
     print(
-        f"{args.trials} CleanCLIP trials x {args.epochs} epochs (500 pairs, tiny-rn), "
-        f"{args.concurrency} at a time; warm-up launch (pre-training) {warm:.1f} s"
+        f"{args.trials} CleanCLIP trials x {args.epochs} epochs (500 pairs, tiny-rn, "
+        f"{max(1, int(cpu))} thread each), {args.concurrency} at a time; "
+        f"warm-up launch (pre-training, not measured) {warm:.1f} s"
     )
-    print(f"(a) sweeper launch, cached pre-training: {a:.1f} s (includes Ray start-up)")
+    print(f"(a) sweeper launch, pre-training cached: {a:.1f} s")
     print(
-        f"(b) plain process pool calling trainers.clean: {b:.1f} s "
-        f"(mean trial {sum(per_trial) / len(per_trial):.1f} s)"
+        f"    one-off: start-up (launch -> first trial starts: Ray, dashboard, plan) "
+        f"{startup:.1f} s; shutdown (last trial ends -> exit) {teardown:.1f} s"
     )
     print(
-        f"(a)/(b) = {a / b:.2f}; overhead per trial = {(a - b) * args.concurrency / args.trials:.2f} s"
+        f"    first trial of each of the {len(fresh)} Ray actors: "
+        f"{mean([e - s - w for s, e, w in fresh]):.2f} s beyond the trainer's own clock "
+        "(a new worker process importing torch and open_clip)"
+    )
+    setup_a = mean([e - s - w for s, e, w in steady])
+    print(
+        f"    later trials ({len(steady)}): idle gap between trials {mean(gaps):.3f} s, "
+        f"trial start -> trainer clock start {setup_a:.2f} s, trainer time {mean([w for *_, w in steady]):.1f} s"
+    )
+    setup_b = mean([d - w for d, w in plain])
+    print(
+        f"(b) process pool of {args.concurrency} calling trainers.clean: {b:.1f} s; "
+        f"call -> trainer clock start {setup_b:.2f} s, trainer time {mean([w for _, w in plain]):.1f} s"
+    )
+    print(
+        f"(a)/(b) = {a / b:.2f}; without (a)'s one-off start-up and shutdown: "
+        f"{(a - startup - teardown) / b:.2f}"
+    )
+    print(
+        f"per-trial scheduling overhead (idle gap + extra set-up, later trials): "
+        f"{mean(gaps) + setup_a - setup_b:.2f} s"
+    )
+    print(
+        f"per-trial overhead, whole run ((a) - one-off - (b)) x {args.concurrency} / "
+        f"{args.trials}: {(a - startup - teardown - b) * args.concurrency / args.trials:.2f} s"
     )
 
 

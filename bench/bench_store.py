@@ -1,16 +1,26 @@
-"""Rows per second appended to one sweep by many writer processes at once, no row lost.
+"""Rows per second appended to one sweep by many concurrent writers, no row lost.
 
-    PYTHONPATH=. python bench/bench_store.py [--procs 8] [--appends 200] [--rows 1]
+    python bench/bench_store.py [--procs 8] [--appends 200] [--rows 1]
+    python bench/bench_store.py --via-tune [--procs 32] [--appends 100]
 
-Each process opens its own `StoreWriter` on the same sweep and makes `--appends` appends of
-`--rows` rows (rows=1 is the driver's pattern: one epoch report per append). A reader runs
-alongside, reading the sweep in a loop as the sweeper's status command would. At the end
-the store must hold every (trial, epoch) key exactly once. Not a test: it prints figures.
+Default: each process opens its own `StoreWriter` on the same sweep and makes `--appends`
+appends of `--rows` rows (rows=1: one epoch per append). A reader runs alongside, reading
+the sweep in a loop as the sweeper's status command would.
+
+--via-tune: the path a sweep's rows really take. `--procs` concurrent Ray Tune trials each
+report `--appends` epoch records through `ray.tune.report` as fast as they can; the
+sweeper's own driver side (`ray_backend.EventForwarder` -> `events.StoreEvents` ->
+`StoreWriter`) writes them while the trials run. No training: this is the ceiling of the
+reporting path, far above what real trials (an epoch every few seconds) ask of it.
+
+Either way the store must end holding every (trial, epoch) key exactly once. Not a test: it
+prints figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import multiprocessing as mp
 import os
 import platform
@@ -21,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # also runs without the project installed
 
 
 def writer(
@@ -69,6 +79,57 @@ def reader(store: str, stop: mp.Event, reads: mp.Value) -> None:  # type: ignore
             reads.value += 1
 
 
+def _reporting_trial(config: dict) -> None:
+    """A Tune trial that reports epoch records as fast as it can (no training)."""
+    from ray import tune
+
+    from trainers.reporter import EpochRecord
+
+    for e in range(config["epochs"]):
+        record = EpochRecord(epoch=e, clean_acc=16.0, clean_top5=40.0, asr=50.0, wall_s=e)
+        tune.report({"_kind": "epoch", "host": "bench", **record.to_dict()})
+    tune.report({"_kind": "outcome", "status": "completed", "epochs_done": config["epochs"]})
+
+
+def run_via_tune(args: argparse.Namespace, root: Path) -> float:
+    """Rows through Tune -> the driver's callback -> the store; returns the seconds it took."""
+    import ray
+    from ray import tune
+
+    from results.store import StoreWriter
+    from sweeper.events import StoreEvents
+    from sweeper.ray_backend import EventForwarder
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(address="local", num_cpus=args.procs, include_dashboard=False, logging_level="error")
+    payloads = [
+        {
+            "trial_id": f"p{i:03d}",
+            "stage": "clean",
+            "method": "cleanclip",
+            "objective": "mmcl",
+            "params": {"lr": 1e-5 * (i + 1)},
+            "config": {"model": {}},
+        }
+        for i in range(args.procs)
+    ]
+    events = StoreEvents(StoreWriter(root, "bench"), "clean", args.procs, out=io.StringIO())
+    tuner = tune.Tuner(
+        tune.with_resources(_reporting_trial, {"cpu": 1}),
+        param_space={"trial": tune.grid_search(payloads), "epochs": args.appends},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(
+            storage_path=str(root / ".tune"), callbacks=[EventForwarder(events)], verbose=0
+        ),
+    )
+    t0 = time.perf_counter()
+    tuner.fit()
+    events.flush()
+    took = time.perf_counter() - t0
+    ray.shutdown()
+    return took
+
+
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--procs", type=int, default=8)
@@ -81,6 +142,9 @@ def parse() -> argparse.Namespace:
         help="appends between merges per writer (0: never)",
     )
     ap.add_argument("--no-reader", action="store_true")
+    ap.add_argument(
+        "--via-tune", action="store_true", help="report through Ray Tune and the sweeper's driver"
+    )
     return ap.parse_args()
 
 
@@ -120,7 +184,11 @@ def main() -> None:
 
     args = parse()
     root = Path(tempfile.mkdtemp(prefix="bench_store_"))
-    took, reads = run(args, root)
+    if args.via_tune:
+        args.rows, args.no_reader = 1, True
+        took, reads = run_via_tune(args, root), 0
+    else:
+        took, reads = run(args, root)
     total = args.procs * args.appends * args.rows
     t1 = time.perf_counter()
     table = read_epochs(root, ["bench"])
@@ -133,15 +201,24 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f}, python {platform.python_version()}, pyarrow "
         f"{pyarrow.__version__}, store on {root}"
     )
-    print(
-        f"{args.procs} writer processes x {args.appends} appends x {args.rows} rows "
-        f"= {total:,} rows; merge every {args.compact_every or 'never'} appends per writer; "
-        f"reader alongside: {'no' if args.no_reader else 'yes'}"
-    )
-    print(
-        f"appended in {took:.2f} s: {total / took:,.0f} rows/s, "
-        f"{args.procs * args.appends / took:,.0f} appends (part files)/s"
-    )
+    if args.via_tune:
+        print(
+            f"{args.procs} concurrent Ray Tune trials x {args.appends} epoch reports "
+            f"= {total:,} rows, through tune.report -> EventForwarder -> StoreEvents -> store"
+        )
+        print(
+            f"stored in {took:.2f} s (Tune start to last row written): {total / took:,.0f} rows/s"
+        )
+    else:
+        print(
+            f"{args.procs} writer processes x {args.appends} appends x {args.rows} rows "
+            f"= {total:,} rows; merge every {args.compact_every or 'never'} appends per "
+            f"writer; reader alongside: {'no' if args.no_reader else 'yes'}"
+        )
+        print(
+            f"appended in {took:.2f} s: {total / took:,.0f} rows/s, "
+            f"{args.procs * args.appends / took:,.0f} appends (part files)/s"
+        )
     if not args.no_reader:
         print(f"concurrent full reads of the sweep completed meanwhile: {reads}")
     lost = total - len(keys)

@@ -1,10 +1,9 @@
-"""Trainer timings at the demo's size, and evaluation throughput against a bare forward pass.
+"""Trainer timings at the demo's size.
 
     python bench/bench_trainers.py [--model tiny-rn] [--threads 2]
 
-Prints the time of one pre-training epoch (MMCL and MMCL+SSL), one CleanCLIP epoch, and one
-full evaluation (class embeddings from 80 templates, clean pass, triggered pass), plus the
-evaluation's images/s over the image encoder's bare forward images/s on the same images.
+Prints the time of one pre-training epoch (MMCL and MMCL+SSL) and one CleanCLIP epoch
+(evaluation throughput: bench/bench_eval.py).
 """
 
 from __future__ import annotations
@@ -18,11 +17,7 @@ from pathlib import Path
 import torch
 
 from trainers import ListReporter, clean, pretrain
-from trainers.config import DataConfig
-from trainers.data import load_eval_data, make_trigger
 from trainers.data.synthetic import make_synthetic
-from trainers.evaluate import evaluate
-from trainers.models import create_model, get_tokenizer
 
 
 def epoch_time(records: list) -> float:
@@ -77,56 +72,6 @@ def main() -> None:
         rep,
     )
     print(f"cleaning epoch, CleanCLIP, 500 pairs: {epoch_time(rep.records):.2f} s")
-    bench_eval(args.model, syn.eval)
-
-
-def bench_eval(model_name: str, eval_dir: Path, repeats: int = 5) -> None:
-    model, info = create_model(model_name, seed=0)
-    model.eval()
-    tok = get_tokenizer(model_name)
-    data = load_eval_data(DataConfig(eval=str(eval_dir)), image_size=info.image_size)
-    trigger = make_trigger("badnet", image_size=info.image_size, patch_size=8)
-    mean = torch.tensor(info.mean).view(1, 3, 1, 1)
-    std = torch.tensor(info.std).view(1, 3, 1, 1)
-    images = torch.cat([x for x, _ in data.batches(256)])  # decode once, cache
-    n = len(images)
-
-    def full() -> None:
-        evaluate(
-            model,
-            tok,
-            data,
-            trigger=trigger,
-            target="banana",
-            normalize=lambda x: (x - mean) / std,
-            device=torch.device("cpu"),
-        )
-
-    @torch.no_grad()
-    def bare() -> None:
-        for i in range(0, n, 256):
-            model.encode_image((images[i : i + 256] - mean) / std)
-
-    full()
-    bare()
-    t_full = min(_timed(full) for _ in range(repeats))
-    t_bare = min(_timed(bare) for _ in range(repeats))
-    # The full evaluation sees each image twice at most (clean + triggered), plus 80 text
-    # prompts per class; the bare pass sees each image once.
-    print(
-        f"evaluation of {n} images (clean + triggered, 80 templates x {len(data.classnames)} classes): "
-        f"{t_full:.3f} s = {n / t_full:.0f} images/s"
-    )
-    print(
-        f"bare image-encoder forward of the same {n} images: {t_bare:.3f} s = {n / t_bare:.0f} images/s"
-    )
-    print(f"evaluation images/s over bare forward images/s: {(n / t_full) / (n / t_bare):.2f}")
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

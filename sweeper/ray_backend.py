@@ -145,7 +145,9 @@ def _trial_fn(config: dict[str, Any]) -> None:
     run_payload(payload, emit)
 
 
-class _Forward(tune.Callback):
+class EventForwarder(tune.Callback):
+    """Turns Tune's trial events into `StageEvents` calls on the driver."""
+
     def __init__(self, events: StageEvents, tick_s: float = 1.0) -> None:
         self.events = events
         # The first error the driver's own handlers raised (a store that stops taking
@@ -301,7 +303,7 @@ def _fit(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     req = {_ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
     trainable = tune.with_resources(_trial_fn, req)
-    forward = _Forward(events)
+    forward = EventForwarder(events)
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,

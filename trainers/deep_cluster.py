@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from trainers.checkpoint import load_checkpoint, load_weights
 from trainers.data import TrainData
 from trainers.errors import ConfigError
-from trainers.evaluate import class_embeddings
+from trainers.evaluate import Prompts, class_embeddings
 from trainers.losses import ClusterLoss
 from trainers.models import create_model, get_tokenizer
 
@@ -107,9 +107,8 @@ class DeepClusterObjective:
         teacher, info = create_model(name)
         load_weights(teacher, ckpt, model_name=name)
         teacher.to(ctx.device)
-        classifier = class_embeddings(
-            teacher, get_tokenizer(name), ctx.eval_data.classnames, ctx.device
-        )
+        prompts = Prompts.build(get_tokenizer(name), ctx.eval_data.classnames)
+        classifier = class_embeddings(teacher, prompts, ctx.device)
         feats, idx = self._embed_all(teacher, image_size=info.image_size)
         preds = (feats.to(ctx.device) @ classifier.float()).argmax(dim=1).cpu()
         del teacher

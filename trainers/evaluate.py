@@ -1,8 +1,11 @@
 """Zero-shot accuracy and attack success rate (ASR).
 
-Class embeddings are the normalised mean of the 80 CLIP template embeddings (open_clip's
-`build_zero_shot_classifier`), computed once per evaluation and shared by the clean and the
-triggered pass. ASR counts predictions equal to the *target index* among images whose true
+Class embeddings are the normalised mean of the 80 CLIP template embeddings (what open_clip's
+`build_zero_shot_classifier` computes), computed once per evaluation and shared by the clean
+and the triggered pass. The prompts are tokenized once per trial (`Prompts`) and cut after
+their longest end-of-text token: CLIP's text tower is causal, so the padding after it never
+reaches the pooled token, and the 80 x n_classes prompts cost a fraction of the full
+context length. ASR counts predictions equal to the *target index* among images whose true
 class is not the target: comparing with the true labels (CleanCLIP's issue #14) is the bug
 this module exists to never repeat.
 """
@@ -13,7 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from open_clip import build_zero_shot_classifier
+import torch.nn.functional as F
+from open_clip import CLIP
+from open_clip.transformer import text_global_pool
 from torch import Tensor, nn
 
 from trainers.data import CLIP_TEMPLATES, EvalData, Trigger
@@ -48,29 +53,68 @@ def target_index_of(classnames: Sequence[str], target: str) -> int:
     return lowered.index(target.lower())
 
 
+@dataclass(frozen=True)
+class Prompts:
+    """The template prompts of every class, tokenized once: [n_classes * n_templates, length]."""
+
+    tokens: Tensor
+    n_classes: int
+    n_templates: int
+
+    @classmethod
+    def build(
+        cls,
+        tokenizer: Callable[[list[str]], Tensor],
+        classnames: Sequence[str],
+        templates: Sequence[Callable[[str], str]] = CLIP_TEMPLATES,
+    ) -> Prompts:
+        tokens = tokenizer([t(c) for c in classnames for t in templates])
+        # Columns where every row is padding (id 0) carry nothing: drop them.
+        used = (tokens != 0).any(dim=0).nonzero()
+        length = int(used.max()) + 1 if len(used) else tokens.shape[1]
+        return cls(tokens[:, :length].contiguous(), len(classnames), len(templates))
+
+
 @torch.no_grad()
-def class_embeddings(
-    model: nn.Module,
-    tokenizer: Callable[[list[str]], Tensor],
-    classnames: Sequence[str],
-    device: torch.device,
-) -> Tensor:
-    """[embed_dim, n_classes]: normalised mean over the 80 templates, per class."""
-    return build_zero_shot_classifier(
-        model,
-        tokenizer=tokenizer,
-        classnames=classnames,
-        templates=CLIP_TEMPLATES,
-        num_classes_per_batch=max(1, min(len(classnames), 10)),
-        device=device,
-        use_tqdm=False,
-    )
+def encode_prompts(model: nn.Module, tokens: Tensor) -> Tensor:
+    """Normalised text features of (possibly shortened) token rows.
+
+    open_clip's `CLIP.encode_text` adds the full positional table, so it only takes
+    context-length rows; this is the same computation on the first `tokens.shape[1]`
+    positions, exact because the causal mask keeps later positions out of earlier ones.
+    Other models (a bidirectional text tower, a custom one) get padded rows and their own
+    `encode_text`.
+    """
+    length = tokens.shape[1]
+    causal = getattr(model, "attn_mask", None) is not None
+    if not (isinstance(model, CLIP) and causal and model.text_pool_type == "argmax"):
+        context = getattr(model, "context_length", length)
+        if length < context:
+            tokens = F.pad(tokens, (0, context - length))
+        return model.encode_text(tokens, normalize=True)
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:length].to(cast)
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = text_global_pool(model.ln_final(x), tokens, "argmax")
+    if isinstance(model.text_projection, nn.Linear):
+        x = model.text_projection(x)
+    elif model.text_projection is not None:
+        x = x @ model.text_projection
+    return F.normalize(x, dim=-1)
+
+
+@torch.no_grad()
+def class_embeddings(model: nn.Module, prompts: Prompts, device: torch.device) -> Tensor:
+    """[embed_dim, n_classes]: normalised mean over the templates, per class."""
+    feats = encode_prompts(model, prompts.tokens.to(device))
+    per_class = feats.reshape(prompts.n_classes, prompts.n_templates, -1).mean(dim=1)
+    return F.normalize(per_class, dim=1).T
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    tokenizer: Callable[[list[str]], Tensor],
+    prompts: Prompts,
     eval_data: EvalData,
     *,
     trigger: Trigger,
@@ -84,7 +128,12 @@ def evaluate(
     was_training = model.training
     model.eval()
     target_index = target_index_of(eval_data.classnames, target)
-    classifier = class_embeddings(model, tokenizer, eval_data.classnames, device)
+    if prompts.n_classes != len(eval_data.classnames):
+        raise DataError(
+            f"the prompts cover {prompts.n_classes} classes but the eval set has "
+            f"{len(eval_data.classnames)}: build them from eval_data.classnames"
+        )
+    classifier = class_embeddings(model, prompts, device)
     # The trigger's noise and location are drawn from a fixed seed so that successive
     # epochs are measured on the same triggered images.
     gen = torch.Generator().manual_seed(seed)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from trainers.checkpoint import save_checkpoint
 from trainers.config import TrialConfig
 from trainers.data import EvalData, TrainData, Trigger
-from trainers.evaluate import EvalResult, evaluate
+from trainers.evaluate import EvalResult, Prompts, evaluate
 from trainers.losses import ContrastiveLoss
 from trainers.models import ModelInfo, clamp_logit_scale
 from trainers.regularize import Regularizer
@@ -50,6 +50,7 @@ class TrialContext:
     info: ModelInfo
     tokenizer: Callable[[list[str]], Tensor]
     eval_data: EvalData
+    prompts: Prompts
     trigger: Trigger
     target: str
     meta: dict[str, Any]
@@ -69,7 +70,7 @@ class TrialContext:
         with self.autocast():
             return evaluate(
                 self.model,
-                self.tokenizer,
+                self.prompts,
                 self.eval_data,
                 trigger=self.trigger,
                 target=self.target,

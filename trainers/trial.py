@@ -11,6 +11,7 @@ from trainers.checkpoint import Checkpoint, load_checkpoint, load_weights
 from trainers.config import TrialConfig
 from trainers.data import build_train_data, load_eval_data, make_trigger
 from trainers.data.loader import TrainData
+from trainers.evaluate import Prompts
 from trainers.loop import TrialContext
 from trainers.models import create_model, get_tokenizer
 
@@ -62,13 +63,16 @@ def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext
         "trigger_seed": int(start_meta.get("trigger_seed", cfg.poison.seed)),
         "objective": start_meta.get("objective", objective_of(cfg)),
     }
+    tokenizer = get_tokenizer(cfg.model.name)
+    eval_data = load_eval_data(cfg.data, image_size=info.image_size)
     return TrialContext(
         cfg=cfg,
         device=device,
         model=model,
         info=info,
-        tokenizer=get_tokenizer(cfg.model.name),
-        eval_data=load_eval_data(cfg.data, image_size=info.image_size),
+        tokenizer=tokenizer,
+        eval_data=eval_data,
+        prompts=Prompts.build(tokenizer, eval_data.classnames),
         trigger=trigger,
         target=target,
         meta=meta,

@@ -1,0 +1,95 @@
+"""Zero-shot class embeddings: shortened prompts give open_clip's own classifier, exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import open_clip
+import pytest
+import torch
+from open_clip import build_zero_shot_classifier
+
+from trainers.config import DataConfig
+from trainers.data import CLIP_TEMPLATES, load_eval_data, make_trigger
+from trainers.errors import DataError
+from trainers.evaluate import Prompts, class_embeddings, encode_prompts, evaluate
+from trainers.models import create_model, get_tokenizer
+
+CLASSES = ["banana", "goldfish", "great white shark", "electric ray", "tiger shark"]
+
+
+@pytest.mark.parametrize("name", ["tiny-rn", "tiny-vit"])
+def test_class_embeddings_match_open_clips_classifier(name: str) -> None:
+    model, _ = create_model(name, seed=1)
+    model.eval()
+    tok = get_tokenizer(name)
+    prompts = Prompts.build(tok, CLASSES)
+    # The prompts are cut well short of the context, and nothing but padding is cut.
+    assert prompts.tokens.shape == (len(CLASSES) * len(CLIP_TEMPLATES), prompts.tokens.shape[1])
+    assert prompts.tokens.shape[1] < model.context_length
+    full = tok([t(c) for c in CLASSES for t in CLIP_TEMPLATES])
+    assert torch.equal(full[:, : prompts.tokens.shape[1]], prompts.tokens)
+    assert not full[:, prompts.tokens.shape[1] :].any()
+
+    ours = class_embeddings(model, prompts, torch.device("cpu"))
+    theirs = build_zero_shot_classifier(
+        model, tokenizer=tok, classnames=CLASSES, templates=CLIP_TEMPLATES, device="cpu"
+    )
+    assert ours.shape == theirs.shape == (model.text_projection.shape[1], len(CLASSES))
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_rn50_prompt_features_match_full_context() -> None:
+    """The paper's model: 77-token context, 12-layer text tower."""
+    model = open_clip.create_model("RN50", pretrained=None)
+    model.eval()
+    tok = open_clip.get_tokenizer("RN50")
+    prompts = Prompts.build(tok, CLASSES[:2], CLIP_TEMPLATES[:4])
+    full = tok([t(c) for c in CLASSES[:2] for t in CLIP_TEMPLATES[:4]])
+    assert prompts.tokens.shape[1] < 20 < full.shape[1] == 77
+    with torch.no_grad():
+        expected = model.encode_text(full, normalize=True)
+    torch.testing.assert_close(
+        encode_prompts(model, prompts.tokens), expected, atol=1e-5, rtol=1e-4
+    )
+
+
+def test_bidirectional_text_tower_is_given_its_padding_back() -> None:
+    """Without a causal mask the padding does reach the pooled token: no shortcut there."""
+    cfg: dict[str, Any] = open_clip.get_model_config("tiny-rn")
+    text_cfg = {**cfg["text_cfg"], "no_causal_mask": True}
+    model = open_clip.CLIP(cfg["embed_dim"], cfg["vision_cfg"], text_cfg)
+    model.eval()
+    assert model.attn_mask is None
+    tok = get_tokenizer("tiny-rn")
+    prompts = Prompts.build(tok, CLASSES)
+    full = tok([t(c) for c in CLASSES for t in CLIP_TEMPLATES])
+    with torch.no_grad():
+        expected = model.encode_text(full, normalize=True)
+        shortcut = torch.nn.functional.normalize(_short_pass(model, prompts.tokens), dim=-1)
+    torch.testing.assert_close(encode_prompts(model, prompts.tokens), expected)
+    # ...and the test can fail: the shortened pass of this tower is a different function.
+    assert not torch.allclose(shortcut, expected, atol=1e-4)
+
+
+def _short_pass(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+    n = tokens.shape[1]
+    x = model.token_embedding(tokens) + model.positional_embedding[:n]
+    x = model.ln_final(model.transformer(x))
+    return x[torch.arange(len(tokens)), tokens.argmax(dim=1)] @ model.text_projection
+
+
+def test_prompts_of_other_classes_are_refused(synthetic: Any) -> None:
+    model, info = create_model("tiny-rn", seed=0)
+    data = load_eval_data(DataConfig(eval=str(synthetic.eval)), image_size=info.image_size)
+    prompts = Prompts.build(get_tokenizer("tiny-rn"), CLASSES[:3])
+    with pytest.raises(DataError, match="3 classes but the eval set has 10"):
+        evaluate(
+            model,
+            prompts,
+            data,
+            trigger=make_trigger("badnet", image_size=info.image_size, patch_size=8),
+            target="banana",
+            normalize=lambda x: x,
+            device=torch.device("cpu"),
+        )
