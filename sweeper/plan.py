@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -19,21 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from sweeper import registry
-from sweeper.overrides import Layer, deep_merge, merge_layers, nested, touches
-from sweeper.spec import (
-    EmbeddedProfile,
-    Problem,
-    SweepSpec,
-    describe,
-    format_loc,
-    read_spec_parts,
-    spec_error,
-    start_names,
-)
-from trainers.config import TrialConfig
+from sweeper.overrides import Layer, deep_merge, merge_layers, nested
+from sweeper.spec import SweepSpec, read_spec_parts
+from sweeper.spec_errors import Problem, spec_error
+from sweeper.spec_rules import start_names
+from sweeper.trial_configs import default_of, embedded_scaling, normalised, validated
 
 # Placeholders the driver replaces by the paths of the synthetic set it generates.
 SYNTHETIC_TRAIN = "@synthetic/train"
@@ -337,7 +328,7 @@ class _Planner:
             for point in itertools.product(*(list(enumerate(v)) for v in section.grid.values())):
                 named = [(name, i, v) for name, (i, v) in zip(section.grid, point, strict=True)]
                 for _ in range(repeats):
-                    key = repr([(n, _normalised(n, v)) for n, _, v in named])
+                    key = repr([(n, normalised(n, v)) for n, _, v in named])
                     occurrence = seen[key]
                     seen[key] += 1
                     trial = self._grid_trial(stage, start, named, occurrence)
@@ -484,7 +475,7 @@ class _Planner:
     def _check(
         self, layers: list[Layer], params: dict[str, Any]
     ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        config, problems, normalised = _validated(layers, params)
+        config, problems, normalised = validated(layers, params)
         source = self.spec.pretrain.source if self.spec.pretrain else None
         for field, message in problems:
             if source and field.startswith("pretrain."):
@@ -519,7 +510,7 @@ class _Planner:
             if p.choices is not None:
                 params[name] = {"type": "categorical", "choices": list(p.choices)}
             else:
-                default = _default(name)
+                default = default_of(name)
                 whole = isinstance(default, int) and not isinstance(default, bool)
                 assert p.low is not None and p.high is not None  # OptunaParam checked it
                 low, high = (int(v) if whole else v for v in (p.low, p.high))
@@ -546,96 +537,6 @@ class _Planner:
             metrics={"clean_acc": "max", "asr": "min"},
             max_concurrent=opt.max_concurrent,
         )
-
-
-def _validated(
-    layers: list[Layer], params: dict[str, Any]
-) -> tuple[dict[str, Any] | None, list[Problem], dict[str, Any]]:
-    config, problems = check_layers(layers, params)
-    if config is None:
-        return None, problems, {}
-    return config, problems, {name: _normalised(name, value) for name, value in params.items()}
-
-
-def _normalised(name: str, value: Any) -> Any:
-    """A swept value as the config field's type (1 -> 1.0 for lr), so each p_<name> column has
-    one type. The value as written, not as scaled for the embedded profile (p_epochs: 50)."""
-    default = _default(name)
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def _default(name: str) -> Any:
-    path = registry.PARAMS[name].path
-    return _get(_DEFAULTS.model_dump(), path) if path else None
-
-
-def _get(config: Mapping[str, Any], path: str) -> Any:
-    node: Any = config
-    for part in path.split("."):
-        node = node[part]
-    return node
-
-
-def check_layers(
-    layers: Sequence[Layer], params: Mapping[str, Any]
-) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Validate the merged layers as a TrialConfig; blame each problem on the layer that set it."""
-    try:
-        return TrialConfig.model_validate(merge_layers(layers)).model_dump(mode="json"), []
-    except ValidationError as err:
-        note = ", ".join(f"{k}={v}" for k, v in params.items())
-        problems = []
-        for e in err.errors():
-            loc = tuple(e["loc"])
-            layer = next((x for x in reversed(layers) if touches(x.values, loc)), None)
-            if layer is None:
-                field = f"trial config {format_loc(loc)}"
-            else:
-                field = f"{layer.label}.{format_loc(loc)}" if layer.patch else layer.label
-            message = describe(e, TrialConfig)
-            if e["type"] == "value_error" and note:  # a rule across fields: which trial broke it
-                message += f" (in the trial with {note})"
-            problems.append((field, message))
-        return None, problems
-
-
-_DEFAULTS = TrialConfig.model_validate({})
-
-
-def embedded_scaling(layers: Sequence[Layer], emb: EmbeddedProfile, *, stage: str) -> list[Layer]:
-    """Layers that fit the paper's numbers to the synthetic set (see EmbeddedProfile)."""
-    merged = merge_layers(layers)
-    optim, data, loss = (merged.get(k, {}) for k in ("optim", "data", "loss"))
-    n_pairs = emb.synthetic.n_train if stage == "pretrain" else emb.clean_pairs
-    out = []
-    try:
-        epochs = int(optim.get("epochs", _DEFAULTS.optim.epochs))
-        scaled = max(1, round(epochs * emb.epoch_scale)) if epochs > 0 else epochs
-        if scaled != epochs:
-            out.append(Layer("embedded.epoch_scale", {"optim": {"epochs": scaled}}))
-        batch = int(data.get("batch_size", _DEFAULTS.data.batch_size))
-        if batch > emb.max_batch_size:
-            batch = emb.max_batch_size
-            out.append(Layer("embedded.max_batch_size", {"data": {"batch_size": batch}}))
-        pairs = min(n_pairs, int(data.get("max_samples") or n_pairs))
-        cap = int(emb.max_warmup_fraction * math.ceil(pairs / batch) * scaled)
-        if int(optim.get("warmup_steps", _DEFAULTS.optim.warmup_steps)) > cap:
-            out.append(Layer("embedded.max_warmup_fraction", {"optim": {"warmup_steps": cap}}))
-        clusters = int(loss.get("n_clusters", _DEFAULTS.loss.n_clusters))
-        if float(loss.get("cluster_weight", 0)) > 0 and clusters > emb.n_clusters:
-            out.append(Layer("embedded.n_clusters", {"loss": {"n_clusters": emb.n_clusters}}))
-    except (TypeError, ValueError, AttributeError, ZeroDivisionError):
-        pass  # a malformed value: the TrialConfig check reports it against its own field
-    poison = merged.get("poison", {})
-    if stage == "pretrain" and isinstance(poison, Mapping) and poison.get("kind", "none") != "none":
-        amount = poison.get("amount", 0)
-        if isinstance(amount, (int, float)) and amount >= 1:
-            out.append(
-                Layer("embedded.poison_fraction", {"poison": {"amount": emb.poison_fraction}})
-            )
-    return out
 
 
 def trial_id(stage: str, start: str | None, params: Mapping[str, Any], occurrence: int) -> str:

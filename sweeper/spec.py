@@ -2,16 +2,16 @@
 
 `read_spec` reports every problem of a stage of checking at once, each line naming the file
 and the dotted field: YAML syntax first, then the schema (unknown keys, types, ranges,
-resources, missing checkpoint), then the cross-field rules below. The trial configs a grid
-expands to are checked by `sweeper.plan.load_spec`, which is what the CLI calls.
+resources, missing checkpoint), then the cross-field rules (`sweeper.spec_rules`). The
+trial configs a grid expands to are checked by `sweeper.plan.load_spec`, which is what the
+CLI calls. Messages are worded by `sweeper.spec_errors`.
 """
 
 from __future__ import annotations
 
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from annotated_types import MinLen
 from pydantic import (
@@ -27,10 +27,11 @@ from pydantic import (
 from sweeper import registry
 from sweeper.errors import SpecError
 from sweeper.overrides import apply_overrides, deep_merge, read_yaml_mapping
+from sweeper.spec_errors import Problem, spec_error, validation_problems
+from sweeper.spec_rules import check_spec
 from trainers.config import PoisonKind
 
 Objective = Literal["mmcl", "mmcl_ssl"]
-Problem = tuple[str, str]  # (dotted field, message)
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
@@ -353,240 +354,3 @@ def _missing_checkpoint(raw: Mapping[str, Any], path: Path) -> list[Problem]:
     if isinstance(ckpt, str) and not (path.parent / ckpt).is_file():
         return [("start.checkpoint", f"no such file {ckpt!r} (paths are relative to this file)")]
     return []
-
-
-def check_spec(spec: SweepSpec) -> list[Problem]:
-    """Rules across fields (the schema checks each field alone)."""
-    problems: list[Problem] = []
-    if spec.pretrain is None and spec.clean is None:
-        problems.append(
-            ("(top level)", "nothing to run: add a pretrain section or a clean section")
-        )
-    if spec.screen is not None and spec.clean is None:
-        problems.append(("screen", "a screen picks the model a clean stage starts from; add clean"))
-    if spec.clean is not None:
-        problems += _check_clean(spec, spec.clean)
-    problems += _check_start(spec)
-    if spec.pretrain is not None:
-        problems += _check_matches(spec.pretrain)
-    if spec.profile == "real":
-        problems += _check_real_paths(spec)
-    return problems
-
-
-def _check_clean(spec: SweepSpec, clean: CleanSpec) -> list[Problem]:
-    problems: list[Problem] = []
-    if spec.start is None and spec.pretrain is None:
-        problems.append(("start", "required by clean: a checkpoint file or a pretrain spec"))
-    if (clean.grid is None) == (clean.search is None):
-        problems.append(("clean.grid", "give exactly one of clean.grid and clean.search"))
-    swept = set(clean.grid or {}) | set(clean.search.optuna.params if clean.search else {})
-    if "method" in swept and clean.method is not None:
-        problems.append(("clean.method", "the grid sweeps method; drop clean.method"))
-    if spec.screen is not None and clean.method_name != "shrink_perturb":
-        problems.append(("clean.method", "a screen stage feeds shrink_perturb; set it"))
-    needs = registry.METHODS[clean.method_name].needs_perturbation
-    if needs and spec.screen is None and "shrink" not in swept:
-        problems.append(
-            ("clean.method", "shrink_perturb needs a screen section or shrink in clean.grid")
-        )
-    if clean.search is not None:
-        for name in clean.search.optuna.params:
-            if registry.PARAMS[name].path is None:
-                problems.append(
-                    (
-                        f"clean.search.optuna.params.{name}",
-                        "Optuna searches config fields only; put it in a grid file",
-                    )
-                )
-        if len(start_names(spec)) != 1:
-            problems.append(
-                (
-                    "clean.search",
-                    "an Optuna search runs from one start model; set start.use to one job",
-                )
-            )
-    if "clean_poisons" in swept and spec.start and spec.start.checkpoint and not spec.start.trigger:
-        problems.append(
-            ("start.trigger", "clean.grid.clean_poisons needs the start model's trigger")
-        )
-    return problems
-
-
-def _check_start(spec: SweepSpec) -> list[Problem]:
-    start = spec.start
-    if start is None:
-        return []
-    problems: list[Problem] = []
-    if start.checkpoint is not None:
-        if start.objective is None:
-            problems.append(("start.objective", "required with start.checkpoint: mmcl or mmcl_ssl"))
-        if spec.pretrain is not None or start.use is not None:
-            problems.append(
-                (
-                    "start.checkpoint",
-                    "a checkpoint start takes no pretrain jobs (drop pretrain/use)",
-                )
-            )
-    elif spec.pretrain is None:
-        problems.append(
-            ("start", "give start.checkpoint (a file) or start.pretrain (a pretrain spec)")
-        )
-    jobs = spec.pretrain.jobs if spec.pretrain else {}
-    for i, name in enumerate(start.use or []):
-        if jobs and name not in jobs:
-            problems.append(
-                (f"start.use[{i}]", f"no pretrain job {name!r} (jobs: {', '.join(jobs)})")
-            )
-    if start.use is not None and not start.use:
-        problems.append(("start.use", "must not be empty"))
-    return problems
-
-
-def _check_matches(pretrain: PretrainSpec) -> list[Problem]:
-    problems: list[Problem] = []
-    mmcl_jobs = [n for n, j in pretrain.jobs.items() if j.objective == "mmcl"]
-    for name, job in pretrain.jobs.items():
-        if job.match is None:
-            if job.objective == "mmcl_ssl" and len(mmcl_jobs) > 1:
-                problems.append(
-                    (
-                        f"pretrain.jobs.{name}.match",
-                        f"required: which mmcl job ({', '.join(mmcl_jobs)}) its accuracy should match",
-                    )
-                )
-            continue
-        ref = pretrain.jobs.get(job.match)
-        if job.objective != "mmcl_ssl" or ref is None or ref.objective != "mmcl":
-            problems.append(
-                (f"pretrain.jobs.{name}.match", "an mmcl_ssl job matches an mmcl job of this spec")
-            )
-    return problems
-
-
-def _check_real_paths(spec: SweepSpec) -> list[Problem]:
-    needed = {"eval_data": spec.real.eval_data}
-    if spec.pretrain is not None:
-        needed["pretrain_data"] = spec.real.pretrain_data
-    if spec.clean is not None:
-        needed["clean_data"] = spec.real.clean_data
-    return [
-        (f"real.{key}", f"empty; set it in the file or on the command line (real.{key}=/path)")
-        for key, value in needed.items()
-        if not value
-    ]
-
-
-def start_names(spec: SweepSpec) -> list[str | None]:
-    """The start models the screen/clean stages fan out from (None: a checkpoint file)."""
-    if spec.start is not None and spec.start.checkpoint is not None:
-        return [None]
-    if spec.start is not None and spec.start.use is not None:
-        return list(spec.start.use)
-    return list(spec.pretrain.jobs) if spec.pretrain else []
-
-
-# ---- error messages -------------------------------------------------------------------
-
-
-def spec_error(where: str, problems: Sequence[Problem | str]) -> SpecError:
-    """One SpecError; each line names the file and the field."""
-    lines = list(
-        dict.fromkeys(p if isinstance(p, str) else f"{where}: {p[0]}: {p[1]}" for p in problems)
-    )
-    if len(lines) == 1:
-        return SpecError(lines[0])
-    return SpecError(f"{len(lines)} problems in {where}:\n" + "\n".join(f"  {x}" for x in lines))
-
-
-def validation_problems(
-    err: ValidationError, root: type[BaseModel], prefix: str = ""
-) -> list[Problem]:
-    """Turn pydantic errors into (field, message) pairs with short, fix-naming messages."""
-    out: list[Problem] = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if p != "[key]")
-        out.append(
-            (
-                prefix + format_loc(loc) if loc else prefix.rstrip(".") or "(top level)",
-                describe(e, root),
-            )
-        )
-    return out
-
-
-def format_loc(loc: Sequence[Any]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-_BOUNDS = {
-    "greater_than": ("gt", ">"),
-    "greater_than_equal": ("ge", ">="),
-    "less_than": ("lt", "<"),
-    "less_than_equal": ("le", "<="),
-}
-
-
-def describe(e: Mapping[str, Any], root: type[BaseModel]) -> str:
-    kind, ctx, value = e["type"], e.get("ctx") or {}, e.get("input")
-    if kind == "extra_forbidden":
-        allowed = allowed_keys(root, tuple(p for p in e["loc"] if p != "[key]"))
-        return "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
-    if kind == "missing":
-        return "required"
-    if kind in _BOUNDS:
-        key, op = _BOUNDS[kind]
-        bound = ctx[key]
-        text = (
-            f"must be {op} {bound:g}"
-            if isinstance(bound, (int, float))
-            else f"must be {op} {bound}"
-        )
-    elif kind in ("too_short", "list_too_short", "dict_too_short"):
-        text = "must not be empty"
-    elif kind in ("value_error", "assertion_error"):
-        text = str(ctx.get("error", e["msg"]))
-    else:
-        text = e["msg"][:1].lower() + e["msg"][1:]
-    if isinstance(value, (int, float, str, bool)) and kind not in ("value_error",):
-        text += f" (got {value!r})"
-    return text
-
-
-def allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """The field names of the model that holds `loc`'s last key, if any."""
-    tp: Any = root
-    for part in loc[:-1]:
-        tp = _step(tp, part)
-        if tp is None:
-            return None
-    model = next((c for c in _candidates(tp) if _is_model(c)), None)
-    return list(model.model_fields) if model is not None else None
-
-
-def _candidates(tp: Any) -> list[Any]:
-    origin = get_origin(tp)
-    if origin is Annotated:
-        return _candidates(get_args(tp)[0])
-    if origin in (Union, types.UnionType):
-        return [c for arg in get_args(tp) for c in _candidates(arg)]
-    return [tp]
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _step(tp: Any, part: Any) -> Any:
-    for cand in _candidates(tp):
-        if _is_model(cand) and isinstance(part, str) and part in cand.model_fields:
-            return cand.model_fields[part].annotation
-        origin = get_origin(cand)
-        if origin in (dict, Mapping):
-            return get_args(cand)[1]
-        if origin in (list, tuple) and isinstance(part, int):
-            return get_args(cand)[0]
-    return None
