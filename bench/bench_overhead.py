@@ -14,7 +14,9 @@ arrived; epoch table: the trainer's clock):
   shutdown after the last trial;
 - once per Ray actor: its first trial imports torch and open_clip in a fresh process;
 - per trial: the idle gap between one trial's end and the next one's start in the same
-  slot, plus whatever set-up time the trial spends beyond what a direct call spends.
+  slot, plus whatever time a trial spends outside the trainer's clock (set-up before the
+  first epoch: model, checkpoint, eval set, prompts; wind-down after the last: the final
+  checkpoint, the outcome reaching the driver) beyond what a direct call spends.
   That sum is the per-trial scheduling overhead.
 For trials of a few minutes: --epochs 60 (about 100 s per trial on 2 quiet cores).
 """
@@ -188,12 +190,12 @@ def main() -> None:
     setup_a = mean([e - s - w for s, e, w in steady])
     print(
         f"    later trials ({len(steady)}): idle gap between trials {mean(gaps):.3f} s, "
-        f"trial start -> trainer clock start {setup_a:.2f} s, trainer time {mean([w for *_, w in steady]):.1f} s"
+        f"set-up + wind-down beyond the trainer's clock {setup_a:.2f} s, trainer time {mean([w for *_, w in steady]):.1f} s"
     )
     setup_b = mean([d - w for d, w in plain])
     print(
         f"(b) process pool of {args.concurrency} calling trainers.clean: {b:.1f} s; "
-        f"call -> trainer clock start {setup_b:.2f} s, trainer time {mean([w for _, w in plain]):.1f} s"
+        f"set-up + wind-down beyond the trainer's clock {setup_b:.2f} s, trainer time {mean([w for _, w in plain]):.1f} s"
     )
     print(
         f"(a)/(b) = {a / b:.2f}; without (a)'s one-off start-up and shutdown: "

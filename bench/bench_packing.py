@@ -11,8 +11,8 @@ weights: a trial's cost does not depend on what the weights are).
 
 Reported per k: wall time of the trials (first start -> last end, from the store's trial
 table), trials/hour, mean trial time, and the device's utilisation sampled every 0.5 s while
-the trials run (GPU: `nvidia-smi` utilisation.gpu and memory.used; no GPU: CPU % of the
-machine). Without a GPU the script gives the local cluster one logical GPU, so Ray packs the
+the trials run (GPU: `nvidia-smi` utilisation.gpu and memory.used of the one GPU the script
+pins with CUDA_VISIBLE_DEVICES; no GPU: CPU % and used RAM of the machine). Without a GPU the script gives the local cluster one logical GPU, so Ray packs the
 trials exactly as it would on a real one, and runs them on the CPU (default model tiny-rn at
 32 px): the figures are CPU contention, not GPU packing, and say so.
 """
@@ -20,6 +20,7 @@ trials exactly as it would on a real one, and runs them on the CPU (default mode
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import shutil
@@ -36,10 +37,9 @@ import yaml
 class Sampler:
     """Samples device utilisation in a thread until stopped."""
 
-    def __init__(self, gpu: bool, every: float = 0.5) -> None:
-        self.gpu, self.every = gpu, every
-        self.util: list[float] = []
-        self.mem: list[float] = []
+    def __init__(self, gpu: str | None, every: float = 0.5) -> None:
+        self.gpu, self.every = gpu, every  # gpu: nvidia-smi's --id of the GPU, or None
+        self.samples: list[tuple[float, float, float]] = []  # (time, utilisation, MiB)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -56,32 +56,33 @@ class Sampler:
 
         psutil.cpu_percent()
         while not self._stop.wait(self.every):
-            if self.gpu:
-                out = subprocess.run(
-                    [
-                        "nvidia-smi",
-                        "--query-gpu=utilization.gpu,memory.used",
-                        "--format=csv,noheader,nounits",
-                        "--id=0",
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                ).stdout.strip()
-                if "," in out:
-                    u, m = out.split(",")[:2]
-                    self.util.append(float(u))
-                    self.mem.append(float(m))
-            else:
-                self.util.append(psutil.cpu_percent())
-                self.mem.append(psutil.virtual_memory().used / 2**20)
+            if self.gpu is None:
+                used = psutil.virtual_memory().used / 2**20
+                self.samples.append((time.time(), psutil.cpu_percent(), used))
+                continue
+            out = subprocess.run(
+                [
+                    "nvidia-smi",
+                    "--query-gpu=utilization.gpu,memory.used",
+                    "--format=csv,noheader,nounits",
+                    f"--id={self.gpu}",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            try:
+                util, mib = (float(x) for x in out.split(",")[:2])
+            except ValueError:  # "[N/A]" (MIG, unsupported) or no answer: no sample
+                continue
+            self.samples.append((time.time(), util, mib))
 
-    def summary(self, t0: float, t1: float, started: float) -> tuple[float, float]:
-        """Mean utilisation over the trials' span and peak memory (MiB)."""
-        lo = max(0, int((t0 - started) / self.every))
-        hi = max(lo + 1, int((t1 - started) / self.every))
-        window = self.util[lo:hi] or self.util
-        return (sum(window) / len(window) if window else float("nan")), max(self.mem, default=0)
+    def summary(self, t0: float, t1: float) -> tuple[float, float]:
+        """Mean utilisation and peak memory (MiB) over the samples taken in [t0, t1]."""
+        window = [(u, m) for t, u, m in self.samples if t0 <= t <= t1]
+        if not window:
+            return float("nan"), float("nan")
+        return sum(u for u, _ in window) / len(window), max(m for _, m in window)
 
 
 def write_spec(
@@ -108,12 +109,17 @@ def write_spec(
                 "data": {"batch_size": batch},
                 "save": "none",
             },
-            "resources": {"gpu": round(1 / k, 4), "cpu": cpus},
+            "resources": {"gpu": floor4(1 / k), "cpu": cpus},
         },
     }
     path = tmp / f"packing-{k}.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     return path
+
+
+def floor4(x: float) -> float:
+    """Down to Ray's resource unit (0.0001): rounding 1/6 up would fit only 5 on a GPU."""
+    return math.floor(x * 1e4) / 1e4
 
 
 def prepare(tmp: Path, model_name: str, pairs: int) -> dict[str, str]:
@@ -147,6 +153,9 @@ def prepare(tmp: Path, model_name: str, pairs: int) -> dict[str, str]:
 
 
 def main() -> None:
+    # One GPU, the same one for torch, Ray and nvidia-smi: "per GPU" must mean one GPU.
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible
     import torch
 
     gpu = torch.cuda.is_available()
@@ -172,14 +181,14 @@ def main() -> None:
     ray.init(
         address="local",
         num_cpus=args.cpus,
-        num_gpus=None if gpu else 1,
+        num_gpus=1,
         include_dashboard=False,
         logging_level="warning",
     )
     device = torch.cuda.get_device_name(0) if gpu else f"CPU ({platform.machine()})"
     table = []
     for k in args.per_gpu:
-        cpus = round(max(args.cpus / k, 0.1), 4)
+        cpus = max(floor4(args.cpus / k), 0.1)
         workers = args.workers if args.workers is not None else min(4, max(0, int(cpus) - 1))
         path = write_spec(
             tmp,
@@ -192,8 +201,7 @@ def main() -> None:
         )
         store = tmp / "store"
         plan = plan_sweep(load_spec(path), spec_path=path)
-        started = time.time()
-        with Sampler(gpu) as sampler:
+        with Sampler(visible if gpu else None) as sampler:
             code = launch(plan, store=store)
         if code != 0:
             raise SystemExit(f"the packing-{k} sweep failed (exit {code}); see {store}")
@@ -205,7 +213,7 @@ def main() -> None:
         t0 = min(r["started_at"].timestamp() for r in rows)
         t1 = max(r["ended_at"].timestamp() for r in rows)
         per = [(r["ended_at"] - r["started_at"]).total_seconds() for r in rows]
-        util, peak = sampler.summary(t0, t1, started)
+        util, peak = sampler.summary(t0, t1)
         table.append(
             f"{k:>7} {len(rows):>6} {t1 - t0:>8.1f} {len(rows) / (t1 - t0) * 3600:>9.0f} "
             f"{sum(per) / len(per):>8.1f} {util:>11.0f} {peak:>12.0f}"

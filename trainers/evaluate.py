@@ -69,10 +69,14 @@ class Prompts:
         templates: Sequence[Callable[[str], str]] = CLIP_TEMPLATES,
     ) -> Prompts:
         tokens = tokenizer([t(c) for c in classnames for t in templates])
-        # Columns where every row is padding (id 0) carry nothing: drop them.
-        used = (tokens != 0).any(dim=0).nonzero()
-        length = int(used.max()) + 1 if len(used) else tokens.shape[1]
-        return cls(tokens[:, :length].contiguous(), len(classnames), len(templates))
+        return cls(trim_padding(tokens), len(classnames), len(templates))
+
+
+def trim_padding(tokens: Tensor) -> Tensor:
+    """Drop the trailing columns in which every row is padding (id 0)."""
+    used = (tokens != 0).any(dim=0).nonzero()
+    length = int(used.max()) + 1 if len(used) else tokens.shape[1]
+    return tokens[:, :length].contiguous()
 
 
 @torch.no_grad()
@@ -104,11 +108,24 @@ def encode_prompts(model: nn.Module, tokens: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def class_embeddings(model: nn.Module, prompts: Prompts, device: torch.device) -> Tensor:
-    """[embed_dim, n_classes]: normalised mean over the templates, per class."""
-    feats = encode_prompts(model, prompts.tokens.to(device))
-    per_class = feats.reshape(prompts.n_classes, prompts.n_templates, -1).mean(dim=1)
-    return F.normalize(per_class, dim=1).T
+def class_embeddings(
+    model: nn.Module, prompts: Prompts, device: torch.device, classes_per_batch: int = 10
+) -> Tensor:
+    """[embed_dim, n_classes]: normalised mean over the templates, per class.
+
+    The text tower sees `classes_per_batch` classes at a time (800 prompts with the 80
+    templates, open_clip's own default): ImageNet's 80,000 prompts in one batch would need
+    tens of GB of activations. Each batch is cut after its own longest prompt.
+    """
+    out = []
+    step = classes_per_batch * prompts.n_templates
+    for lo in range(0, len(prompts.tokens), step):
+        tokens = trim_padding(prompts.tokens[lo : lo + step]).to(device)
+        feats = encode_prompts(model, tokens)
+        out.append(
+            F.normalize(feats.reshape(-1, prompts.n_templates, feats.shape[1]).mean(1), dim=1)
+        )
+    return torch.cat(out).T
 
 
 @torch.no_grad()

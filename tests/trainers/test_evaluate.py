@@ -25,18 +25,20 @@ def test_class_embeddings_match_open_clips_classifier(name: str) -> None:
     tok = get_tokenizer(name)
     prompts = Prompts.build(tok, CLASSES)
     # The prompts are cut well short of the context, and nothing but padding is cut.
-    assert prompts.tokens.shape == (len(CLASSES) * len(CLIP_TEMPLATES), prompts.tokens.shape[1])
+    assert len(prompts.tokens) == len(CLASSES) * len(CLIP_TEMPLATES)
     assert prompts.tokens.shape[1] < model.context_length
     full = tok([t(c) for c in CLASSES for t in CLIP_TEMPLATES])
     assert torch.equal(full[:, : prompts.tokens.shape[1]], prompts.tokens)
     assert not full[:, prompts.tokens.shape[1] :].any()
 
-    ours = class_embeddings(model, prompts, torch.device("cpu"))
     theirs = build_zero_shot_classifier(
         model, tokenizer=tok, classnames=CLASSES, templates=CLIP_TEMPLATES, device="cpu"
     )
-    assert ours.shape == theirs.shape == (model.text_projection.shape[1], len(CLASSES))
-    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    # One batch of all classes, and batches of 2 classes (3 batches, the last one short).
+    for per_batch in (10, 2):
+        ours = class_embeddings(model, prompts, torch.device("cpu"), classes_per_batch=per_batch)
+        assert ours.shape == theirs.shape == (model.text_projection.shape[1], len(CLASSES))
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
 
 
 def test_rn50_prompt_features_match_full_context() -> None:
@@ -70,6 +72,22 @@ def test_bidirectional_text_tower_is_given_its_padding_back() -> None:
     torch.testing.assert_close(encode_prompts(model, prompts.tokens), expected)
     # ...and the test can fail: the shortened pass of this tower is a different function.
     assert not torch.allclose(shortcut, expected, atol=1e-4)
+
+
+def test_custom_text_tower_takes_its_own_encode_text() -> None:
+    """A CustomTextCLIP (the SigLIP teacher's kind): last-token pooling, no causal mask."""
+    cfg: dict[str, Any] = open_clip.get_model_config("tiny-rn")
+    text_cfg = {**cfg["text_cfg"], "no_causal_mask": True, "pool_type": "last"}
+    model = open_clip.CustomTextCLIP(cfg["embed_dim"], cfg["vision_cfg"], text_cfg)
+    model.eval()
+    prompts = Prompts.build(get_tokenizer("tiny-rn"), CLASSES)
+    full = get_tokenizer("tiny-rn")([t(c) for c in CLASSES for t in CLIP_TEMPLATES])
+    with torch.no_grad():
+        expected = model.encode_text(full, normalize=True)
+        shortened = torch.nn.functional.normalize(model.text(prompts.tokens), dim=-1)
+    torch.testing.assert_close(encode_prompts(model, prompts.tokens), expected)
+    # Last-token pooling over shortened rows reads another token: the padding matters here.
+    assert not torch.allclose(shortened, expected, atol=1e-4)
 
 
 def _short_pass(model: Any, tokens: torch.Tensor) -> torch.Tensor:
