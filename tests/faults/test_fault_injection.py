@@ -261,10 +261,13 @@ def _kill_one_trial_worker() -> int:
     return pids[0]
 
 
-def test_killed_worker_is_retried_within_max_failures(
-    local_ray: None, store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    spec = fault_spec(tmp_path, grid={"lr": [1e-4, 1e-3]}, clean_epochs=4, max_failures=1)
+def _launch_killing_one_worker(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *, max_failures: int
+) -> tuple[int, str]:
+    """Two 4-epoch clean trials; one trial's worker is SIGKILLed once both report epoch 1."""
+    spec = fault_spec(
+        tmp_path, grid={"lr": [1e-4, 1e-3]}, clean_epochs=4, max_failures=max_failures
+    )
     before = sweeps_in(store)
     killer = Meanwhile(
         lambda: every_clean_trial_at(store, before, 2, 1) and bool(busy_trial_workers()),
@@ -274,7 +277,13 @@ def test_killed_worker_is_retried_within_max_failures(
     killer.start()
     rc = launch(spec, store)
     killer.check()
-    out = capsys.readouterr().out
+    return rc, capsys.readouterr().out
+
+
+def test_killed_worker_is_retried_within_max_failures(
+    local_ray: None, store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out = _launch_killing_one_worker(store, tmp_path, capsys, max_failures=1)
     assert rc == 0, out
     sweep = sweep_of(out)
 
@@ -297,17 +306,7 @@ def test_killed_worker_is_retried_within_max_failures(
 def test_killed_worker_without_retries_fails_its_trial_only(
     local_ray: None, store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = fault_spec(tmp_path, grid={"lr": [1e-4, 1e-3]}, clean_epochs=4, max_failures=0)
-    before = sweeps_in(store)
-    killer = Meanwhile(
-        lambda: every_clean_trial_at(store, before, 2, 1) and bool(busy_trial_workers()),
-        _kill_one_trial_worker,
-        "both clean trials to report epoch 1",
-    )
-    killer.start()
-    rc = launch(spec, store)
-    killer.check()
-    out = capsys.readouterr().out
+    rc, out = _launch_killing_one_worker(store, tmp_path, capsys, max_failures=0)
     assert rc == 0, out  # the sweep went on: the other trial finished
     sweep = sweep_of(out)
     assert "1 failed trial(s)" in out
