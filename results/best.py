@@ -13,7 +13,7 @@ Ties on accuracy go to the lower ASR, then the earlier epoch, then the trial fir
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +93,38 @@ def candidate_at(cands: Candidates, row: int) -> Candidate:
         objective=rec.get("objective"),
         params=params,
         checkpoint=rec.get("checkpoint"),
+    )
+
+
+def is_success(row: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD) -> bool:
+    """The paper's success rule for one epoch row: a cleaning epoch (>= 1) at ASR <= threshold."""
+    acc, asr = row.get("clean_acc"), row.get("asr")
+    finite = acc is not None and asr is not None and math.isfinite(acc) and math.isfinite(asr)
+    return finite and int(row["epoch"]) >= 1 and float(asr) <= threshold
+
+
+def best_of_rows(
+    rows: Iterable[Mapping[str, Any]], threshold: float = DEFAULT_THRESHOLD
+) -> Mapping[str, Any] | None:
+    """The best candidate among plain rows, by the same rule and ties as `best_clean`:
+    highest accuracy with ASR <= threshold, then lower ASR, earlier epoch, first trial.
+
+    The one definition of success for whatever reports a best model while a sweep runs
+    (progress lines, `sweeper status`, a trial's Optuna objective); epoch 0, the start
+    model, is never a candidate.
+    """
+    ok = [r for r in rows if is_success(r, threshold)]
+    if not ok:
+        return None
+    return min(
+        ok,
+        key=lambda r: (
+            -float(r["clean_acc"]),
+            float(r["asr"]),
+            int(r["epoch"]),
+            str(r.get("sweep_id") or ""),
+            str(r.get("trial_id") or ""),
+        ),
     )
 
 

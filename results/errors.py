@@ -13,6 +13,14 @@ class StoreError(ResultsError):
     """A store path, sweep or part file that is missing, empty or unreadable."""
 
 
+class DamagedPart(StoreError):
+    """A part file that is not a whole Parquet file: never read as an empty or missing one."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class SchemaError(ResultsError):
     """Rows or part files whose columns or types break the store's schema."""
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from results.errors import SchemaError, StoreError
+from results.errors import DamagedPart, SchemaError, StoreError
 from results.schema import Column, is_param, merged_type
 
 PART_GLOB = "part-*.parquet"
@@ -121,9 +121,11 @@ def read_part(path: Path, columns: Sequence[Column]) -> pa.Table:
     except FileNotFoundError:
         raise
     except (OSError, pa.ArrowInvalid) as err:
-        raise StoreError(
-            f"cannot read part file {path}: {err}; it is not a whole Parquet file (delete it "
-            "if a tool other than the sweeper left it there)"
+        raise DamagedPart(
+            f"damaged part file {path}: {err}; it is not a whole Parquet file. Move it out "
+            "of the store (the rows it held are lost; `sweeper resume` runs their trials "
+            "again) or restore it from a backup",
+            str(path),
         ) from None
     for col in columns:
         if not col.required:

@@ -21,6 +21,7 @@ from plotly.offline import get_plotlyjs
 from results.best import DEFAULT_THRESHOLD, check_threshold
 from results.candidates import DEFAULT_GROUP, Candidates, candidates
 from results.errors import StoreError
+from results.parts import atomic_write
 from results.plots import (
     frontiers_figure,
     frontiers_info,
@@ -62,10 +63,13 @@ class Report:
 
 def load_report_data(store: str | Path, sweeps: Sequence[str | Path] | None = None) -> ReportData:
     """Epochs and trials of the sweeps, the objective filled in from trials where missing."""
-    epochs = read_epochs(store, sweeps)
+    # A sweep that has not reported an epoch yet still gets a report (that says so).
+    epochs = read_epochs(store, sweeps, missing_ok=True)
     trials = read_trials(store, sweeps, missing_ok=True)
     epochs = _fill_objective(epochs, trials)
-    names = tuple(pc.unique(epochs["sweep_id"]).to_pylist())
+    names = tuple(pc.unique(epochs["sweep_id"]).to_pylist()) or tuple(
+        d.name for d in resolve_sweeps(store, sweeps)
+    )
     return ReportData(epochs, trials, names)
 
 
@@ -211,11 +215,8 @@ def write_report(
 
 
 def save_html(report: Report, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(render_html(report), encoding="utf-8")
-        tmp.replace(path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write report {path}: {err.strerror}; pass --out FILE") from None
+    atomic_write(path, render_html(report).encode("utf-8"))  # a StoreError names the path

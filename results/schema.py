@@ -21,7 +21,8 @@ from results.errors import SchemaError
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STAGES = ("pretrain", "screen", "clean")
-STATUSES = ("pending", "running", "completed", "failed", "diverged")
+# DESIGN.md: stopped = by a scheduler; interrupted = by a signal to the sweep (resume re-runs it).
+STATUSES = ("pending", "running", "completed", "failed", "diverged", "stopped", "interrupted")
 PARAM_PREFIX = "p_"
 
 _SWEEP_ID = re.compile(r"[A-Za-z0-9._-]+")

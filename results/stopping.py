@@ -100,7 +100,12 @@ class _Trajectories:
         self.rows, self.group = rows, group[rows]
         self.trial, self.epoch = cands.trial[rows], cands.epoch[rows]
         self.acc, self.asr, self.loss = cands.clean_acc[rows], cands.asr[rows], cands.loss[rows]
-        new = np.r_[True, (self.trial[1:] != self.trial[:-1]) | (self.group[1:] != self.group[:-1])]
+        # No rows (a sweep that holds only pre-training so far): no segments, not one empty one.
+        new = (
+            np.r_[True, (self.trial[1:] != self.trial[:-1]) | (self.group[1:] != self.group[:-1])]
+            if rows.size
+            else np.zeros(0, dtype=bool)
+        )
         self.seg = np.cumsum(new) - 1
         self.starts = np.flatnonzero(new)
         self.n = self.starts.size

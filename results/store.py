@@ -207,12 +207,20 @@ def _resolve_one(root: Path, sweep: str | Path) -> Path:
 # ---------------------------------------------------------------- reading
 
 
-def read_epochs(store: str | Path, sweeps: Sequence[str | Path] | None = None) -> pa.Table:
+def read_epochs(
+    store: str | Path, sweeps: Sequence[str | Path] | None = None, *, missing_ok: bool = False
+) -> pa.Table:
     """Epoch rows of the sweeps (all in `store` when None): one row per (sweep, trial, epoch).
 
-    Rows are sorted by sweep_id, trial_id, epoch; the latest `written_at` wins per key.
+    Rows are sorted by sweep_id, trial_id, epoch; the latest `written_at` wins per key. With
+    `missing_ok`, sweeps that have written no epoch rows yet give an empty table instead of
+    an error; a damaged part file is an error either way.
     """
     dirs = resolve_sweeps(store, sweeps)
+    if missing_ok:
+        dirs = [d for d in dirs if any((d / "epochs").glob(PART_GLOB))]
+        if not dirs:
+            return empty_table(EPOCH_COLUMNS)
     return latest_per_key(read_dirs([d / "epochs" for d in dirs], EPOCH_COLUMNS), EPOCH_KEY)
 
 

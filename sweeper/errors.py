@@ -2,7 +2,16 @@
 
 
 class SweeperError(Exception):
-    """Base of every error the sweeper raises on purpose."""
+    """Base of every error the sweeper raises on purpose; the CLI exits with `exit_code`
+    (2: bad input or a damaged store, unless a subclass says otherwise)."""
+
+    exit_code = 2
+
+
+class SweepFailed(SweeperError):
+    """The sweep ran, but a trial it needed failed: exit 1."""
+
+    exit_code = 1
 
 
 class SpecError(SweeperError):

@@ -9,10 +9,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, TextIO
 
-from results.best import DEFAULT_THRESHOLD
+from results.best import DEFAULT_THRESHOLD, is_success
 from results.store import StoreWriter
+from sweeper.store_paths import in_store
 
 RECORD_FIELDS = (
     "epoch",
@@ -26,10 +28,10 @@ RECORD_FIELDS = (
     "loss_cluster",
     "lr",
     "samples_seen",
+    "skipped",
     "wall_s",
     "checkpoint",
 )
-SUCCESS_ASR = DEFAULT_THRESHOLD
 
 
 _last_stamp: datetime | None = None
@@ -47,8 +49,13 @@ def now() -> datetime:
 
 
 def epoch_row(
-    sweep_id: str, payload: Mapping[str, Any], record: Mapping[str, Any]
+    sweep_id: str,
+    payload: Mapping[str, Any],
+    record: Mapping[str, Any],
+    store_root: Path | None = None,
 ) -> dict[str, Any]:
+    """One epochs row; a checkpoint inside the store is recorded relative to the store's
+    root, so a moved or copied store still finds its own files."""
     row: dict[str, Any] = {
         "sweep_id": sweep_id,
         "stage": payload["stage"],
@@ -59,6 +66,8 @@ def epoch_row(
         "written_at": now(),
     }
     row.update({k: record.get(k) for k in RECORD_FIELDS})
+    if store_root is not None:
+        row["checkpoint"] = in_store(row["checkpoint"], store_root)
     for name, value in (payload.get("params") or {}).items():
         row[f"p_{name}"] = value
     return row
@@ -73,8 +82,9 @@ def trial_row(
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
     selected_epoch: int | None = None,
-    start_sha256: str | None = None,
+    store_root: Path | None = None,
 ) -> dict[str, Any]:
+    start = payload["config"].get("model", {}).get("checkpoint")
     return {
         "sweep_id": sweep_id,
         "trial_id": payload["trial_id"],
@@ -85,8 +95,8 @@ def trial_row(
         "error": error,
         "params": json.dumps(payload.get("params") or {}, sort_keys=True, default=str),
         "resources": json.dumps(payload.get("resources") or {}, sort_keys=True),
-        "start_checkpoint": payload["config"].get("model", {}).get("checkpoint"),
-        "start_checkpoint_sha256": start_sha256,
+        "start_checkpoint": in_store(start, store_root) if store_root else start,
+        "start_checkpoint_sha256": payload.get("start_sha256"),
         "selected_epoch": selected_epoch,
         "started_at": started_at,
         "ended_at": ended_at,
@@ -103,12 +113,14 @@ class StoreEvents:
     total: int
     out: TextIO = field(default_factory=lambda: sys.stdout)
     flush_rows: int = 256
+    threshold: float = DEFAULT_THRESHOLD
     epochs: list[dict[str, Any]] = field(default_factory=list)
     trials: list[dict[str, Any]] = field(default_factory=list)
     started_at: dict[str, datetime] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payloads: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     best: tuple[float, str, int] | None = None
     _last_line: str = ""
     _last_print: float = 0.0
@@ -118,14 +130,25 @@ class StoreEvents:
     def sweep_id(self) -> str:
         return self.writer.sweep_id
 
+    @property
+    def store_root(self) -> Path:
+        return self.writer.sweep_dir.parent
+
+    def _row(self, payload: Mapping[str, Any], status: str, **kw: Any) -> dict[str, Any]:
+        return trial_row(self.sweep_id, payload, status, store_root=self.store_root, **kw)
+
+    def pending(self, payloads: list[dict[str, Any]]) -> None:
+        self.trials.extend(self._row(p, "pending") for p in payloads)
+
     def started(self, trial_id: str, payload: Mapping[str, Any]) -> None:
         self.started_at[trial_id] = now()
         self.status[trial_id] = "running"
-        self.trials.append(trial_row(self.sweep_id, payload, "running", started_at=now()))
+        self.payloads[trial_id] = payload
+        self.trials.append(self._row(payload, "running", started_at=now()))
 
     def epoch(self, trial_id: str, payload: Mapping[str, Any], record: dict[str, Any]) -> None:
-        self.epochs.append(epoch_row(self.sweep_id, payload, record))
-        candidate = self.stage == "clean" and record["asr"] <= SUCCESS_ASR and record["epoch"] > 0
+        self.epochs.append(epoch_row(self.sweep_id, payload, record, self.store_root))
+        candidate = self.stage == "clean" and is_success(record, self.threshold)
         if candidate and (self.best is None or record["clean_acc"] > self.best[0]):
             self.best = (record["clean_acc"], trial_id, record["epoch"])
         if len(self.epochs) >= self.flush_rows:
@@ -135,9 +158,10 @@ class StoreEvents:
         status = str(outcome.get("status", "completed"))
         self.status[trial_id] = status
         self.outcomes[trial_id] = dict(outcome)
+        if status == "failed" and outcome.get("reason"):
+            self.errors[trial_id] = str(outcome["reason"])
         self.trials.append(
-            trial_row(
-                self.sweep_id,
+            self._row(
                 payload,
                 status,
                 error=outcome.get("reason"),
@@ -151,8 +175,7 @@ class StoreEvents:
         self.status[trial_id] = "failed"
         self.errors[trial_id] = error
         self.trials.append(
-            trial_row(
-                self.sweep_id,
+            self._row(
                 payload,
                 "failed",
                 error=error,
@@ -164,14 +187,30 @@ class StoreEvents:
 
     def retrying(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None:
         self.trials.append(
-            trial_row(
-                self.sweep_id,
+            self._row(
                 payload,
                 "running",
                 error=f"retrying after: {error}",
                 started_at=self.started_at.get(trial_id),
             )
         )
+
+    def interrupted(self, signal_name: str) -> list[str]:
+        """Record every trial still running as interrupted; returns their ids."""
+        ids = [t for t, s in self.status.items() if s == "running"]
+        for t in ids:
+            self.status[t] = "interrupted"
+            self.trials.append(
+                self._row(
+                    self.payloads[t],
+                    "interrupted",
+                    error=f"stopped by {signal_name}; `sweeper resume` runs it again",
+                    started_at=self.started_at.get(t),
+                    ended_at=now(),
+                )
+            )
+        self.flush()
+        return ids
 
     def tick(self) -> None:
         self.flush()
@@ -192,16 +231,20 @@ class StoreEvents:
         running = sum(v == "running" for v in values)
         return {"done": done, "failed": failed, "running": running}
 
+    def unsuccessful(self) -> dict[str, str]:
+        """Trials that failed or diverged, by id: what makes the sweep's exit code 1."""
+        return {t: s for t, s in self.status.items() if s in ("failed", "diverged")}
+
     def progress(self) -> None:
         c = self.counts()
         best = (
             ""
             if self.stage != "clean"
             else (
-                f" | best clean_acc at ASR<={SUCCESS_ASR:g}%: {self.best[0]:.2f} "
+                f" | best clean_acc at ASR<={self.threshold:g}%: {self.best[0]:.2f} "
                 f"({self.best[1]}, epoch {self.best[2]})"
                 if self.best
-                else f" | no candidate at ASR<={SUCCESS_ASR:g}% yet"
+                else f" | no candidate at ASR<={self.threshold:g}% yet"
             )
         )
         line = (

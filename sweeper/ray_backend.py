@@ -9,17 +9,20 @@ which the driver writes into the results store while the stage runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import ray
 from ray import tune
+from ray.tune.stopper import Stopper
 
+from sweeper import interrupts
 from sweeper.errors import ClusterError
 
 EPOCH = "epoch"
@@ -62,29 +65,92 @@ def connect(address: str | None, *, dashboard_host: str = "127.0.0.1") -> Cluste
         ctx = None
         started = False
     else:
+        if address:
+            probe_address(address)
         try:
             if address:
                 ctx = ray.init(address=address, logging_level="warning", log_to_driver=True)
             else:
                 # "local" starts a fresh cluster; a bare init() would join whatever cluster
                 # /tmp/ray last recorded (another user's `ray start`, a test's Cluster).
-                ctx = ray.init(
-                    address="local",
-                    include_dashboard=True,
-                    dashboard_host=dashboard_host,
-                    logging_level="warning",
-                    log_to_driver=True,
-                )
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise ClusterError(
-                f"cannot join the Ray cluster at {address!r}: {err}. Check --address / "
-                "RAY_ADDRESS (e.g. 127.0.0.1:6379) or leave it out to start a local cluster"
-            ) from None
+                with _loopback_node():
+                    ctx = ray.init(
+                        address="local",
+                        include_dashboard=True,
+                        dashboard_host=dashboard_host,
+                        logging_level="warning",
+                        log_to_driver=True,
+                    )
+        except Exception as err:
+            raise ClusterError(_join_error(address, err)) from None
         started = not address
     url = getattr(ctx, "dashboard_url", None) if ctx is not None else None
     if url and not url.startswith("http"):
         url = f"http://{url}"
     return ClusterInfo(dashboard_url=url or None, nodes=_alive_nodes(), started_here=started)
+
+
+PROBE_TIMEOUT_S = 10.0
+# Ray's single-machine mode (its default on macOS): the node's IP is 127.0.0.1, so the ports
+# Ray serves without the token (the Prometheus metrics of the dashboard, its agent and the
+# autoscaler bind to the node IP only when it is loopback) are not on 0.0.0.0. No other node
+# can join such a cluster, which is what a local sweep's private cluster is.
+_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_node() -> Iterator[None]:
+    from ray._private import ray_constants
+
+    before_env = os.environ.get(_SINGLE_MACHINE_ENV)
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_SINGLE_MACHINE_ENV] = "0"  # Ray's processes read it when they start
+    ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported Ray already
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(_SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[_SINGLE_MACHINE_ENV] = before_env
+
+
+def probe_address(address: str) -> None:
+    """Fail in seconds when nothing listens at `address`: Ray itself retries for minutes."""
+    if address == "auto":
+        return
+    hostport = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ClusterError(
+            f"cluster address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379): fix "
+            "--address or RAY_ADDRESS"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as err:
+        raise ClusterError(
+            f"no Ray cluster answers at {address!r} ({err.strerror or err}): start one there "
+            "(`ray start --head`), fix --address / RAY_ADDRESS, or leave both out to run on "
+            "a local cluster"
+        ) from None
+
+
+def _join_error(address: str | None, err: BaseException) -> str:
+    text = str(err).strip()
+    first = text.splitlines()[0][:300] if text else type(err).__name__
+    if address:
+        # Something listens there (probe_address passed): a cluster with token auth that
+        # refuses this driver's token fails this way, and Ray's exception does not say so.
+        token = "is set" if os.environ.get("RAY_AUTH_TOKEN") else "is not set"
+        return (
+            f"cannot join the Ray cluster at {address!r}: {first}. Something listens there, "
+            f"so check the token: RAY_AUTH_TOKEN {token} and must hold the cluster's token "
+            "(`ray get-auth-token` on its head node); also check that --address / "
+            "RAY_ADDRESS is the head's GCS port and the Ray versions match"
+        )
+    return f"cannot start a local Ray cluster: {first}"
 
 
 def shutdown() -> None:
@@ -100,23 +166,45 @@ def _alive_nodes() -> tuple[dict[str, float], ...]:
     )
 
 
-def check_resources(
-    stage: str, request: Mapping[str, float], info: ClusterInfo, *, field: str | None = None
+def joined() -> bool:
+    """Whether this process is already connected to a Ray cluster (a test's, a notebook's)."""
+    return ray.is_initialized()
+
+
+def local_machine() -> ClusterInfo:
+    """The one node a local cluster would have, as Ray would count it, without starting it."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    else:
+        gpus = len([d for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()])
+    node = {"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}
+    return ClusterInfo(dashboard_url=None, nodes=(node,), started_here=False)
+
+
+def check_stages(
+    requests: Sequence[tuple[str, Mapping[str, float], str]], info: ClusterInfo
 ) -> None:
-    """A trial that no node could ever host is an error now, not a trial stuck in PENDING."""
-    fits = any(
+    """Every (stage, request per trial, spec field) that no node could ever host, in one
+    error: a trial no node can hold would wait in PENDING forever."""
+    bad = [(s, r, f) for s, r, f in requests if not _fits(r, info)]
+    if not bad:
+        return
+    nodes = ", ".join(f"{{cpu: {n.get('CPU', 0):g}, gpu: {n.get('GPU', 0):g}}}" for n in info.nodes)
+    lines = [f"  stage {s!r} asks for {dict(r)} per trial: lower {f}" for s, r, f in bad]
+    raise ClusterError(
+        f"{len(bad)} stage(s) ask for more than any node of the cluster has (nodes: "
+        f"{nodes or 'none'}):\n"
+        + "\n".join(lines)
+        + "\nin the search space (or as an override), or join a bigger cluster with --address"
+    )
+
+
+def _fits(request: Mapping[str, float], info: ClusterInfo) -> bool:
+    return any(
         all(node.get(_ray_name(k), 0.0) >= v for k, v in request.items() if v > 0)
         for node in info.nodes
     )
-    if not fits:
-        biggest = ", ".join(
-            f"{{cpu: {n.get('CPU', 0):g}, gpu: {n.get('GPU', 0):g}}}" for n in info.nodes
-        )
-        raise ClusterError(
-            f"stage {stage!r} asks for {dict(request)} per trial but no node of the cluster "
-            f"has that much (nodes: {biggest or 'none'}): lower {field or stage + '.resources'} "
-            "in the search space or join a bigger cluster with --address"
-        )
 
 
 def _ray_name(key: str) -> str:
@@ -203,6 +291,16 @@ class EventForwarder(tune.Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._call(self.events.tick)
+
+
+class _InterruptStopper(Stopper):
+    """Stops every trial of the stage once a signal asked the sweep to stop."""
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return interrupts.requested() is not None
 
 
 def _error_text(trial: Any) -> str:
@@ -301,6 +399,9 @@ def _fit(
     # Tune's newer console output prints a banner per run even at verbose=0; the legacy
     # reporter is silent, and the sweeper prints its own progress line.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # The sweeper owns SIGINT (sweeper.interrupts): Tune's own handler would end `fit()`
+    # as if the stage had finished.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     req = {_ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
     trainable = tune.with_resources(_trial_fn, req)
     forward = EventForwarder(events)
@@ -313,6 +414,7 @@ def _fit(
             storage_path=str(storage.resolve()),
             failure_config=tune.FailureConfig(max_failures=max_failures),
             callbacks=[forward],
+            stop=_InterruptStopper(),
             verbose=0,
         ),
     )

@@ -6,39 +6,47 @@ has completed (data paths, starting checkpoint, checkpoint directory).
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from typing import Any
 
-from results.best import DEFAULT_THRESHOLD
+from results.best import DEFAULT_THRESHOLD, best_of_rows
+from trainers.errors import TrainerError
 from trainers.reporter import EpochRecord
 
 Emit = Callable[[str, dict[str, Any]], None]
-# What Optuna optimises per trial: every epoch is a candidate model, so a trial's point is
-# its best epoch by the paper's success rule (highest accuracy with ASR <= 5%), or, when no
-# epoch gets there, the epoch with the lowest ASR.
-SUCCESS_ASR = DEFAULT_THRESHOLD
+# The objective of a trial that has no cleaning epoch yet: the worst point of the square.
+NO_POINT = (0.0, 100.0)
 
 
 class _Collect:
-    def __init__(self, emit: Emit) -> None:
+    def __init__(self, emit: Emit, threshold: float) -> None:
         self.emit = emit
+        self.threshold = threshold
         self.records: list[EpochRecord] = []
 
     def report(self, record: EpochRecord) -> None:
         self.records.append(record)
         # Every result carries the trial's best point so far: Optuna reads it at the end,
         # and Tune insists that each result holds the searcher's metrics.
-        acc, asr = best_point(self.records)
+        acc, asr = best_point(self.records, self.threshold)
         self.emit("epoch", {**record.to_dict(), "objective_acc": acc, "objective_asr": asr})
 
 
-def best_point(records: list[EpochRecord]) -> tuple[float, float]:
-    ok = [r for r in records if r.asr <= SUCCESS_ASR]
-    if ok:
-        r = max(ok, key=lambda r: r.clean_acc)
-    else:
-        r = min(records, key=lambda r: (r.asr, -r.clean_acc))
-    return r.clean_acc, r.asr
+def best_point(
+    records: list[EpochRecord], threshold: float = DEFAULT_THRESHOLD
+) -> tuple[float, float]:
+    """What Optuna optimises per trial: its best cleaning epoch by the paper's success rule
+    (`results.best.best_of_rows`), or, when no epoch gets under the threshold, its cleaning
+    epoch of lowest ASR. Epoch 0 is the start model, never a candidate: were it one, every
+    trial whose cleaning does not beat the start would report the same point."""
+    rows = [r.to_dict() for r in records if r.epoch >= 1]
+    if not rows:
+        return NO_POINT
+    best = best_of_rows(rows, threshold)
+    if best is None:
+        best = min(rows, key=lambda r: (r["asr"], -r["clean_acc"], r["epoch"]))
+    return float(best["clean_acc"]), float(best["asr"])
 
 
 def run_payload(payload: dict[str, Any], emit: Emit) -> None:
@@ -48,17 +56,30 @@ def run_payload(payload: dict[str, Any], emit: Emit) -> None:
     config = payload["config"]
     if payload.get("params") and payload.get("search"):
         config = apply_params(config, payload["params"])
-    reporter = _Collect(emit)
-    outcome = ENTRYPOINTS[payload["entry"]](config, reporter)
-    acc, asr = best_point(reporter.records) if reporter.records else (0.0, 100.0)
+    threshold = float(payload.get("success_asr", DEFAULT_THRESHOLD))
+    reporter = _Collect(emit, threshold)
+    try:
+        outcome = ENTRYPOINTS[payload["entry"]](config, reporter).to_dict()
+    except TrainerError as err:
+        # The trainers raise these on purpose for what a retry cannot fix (data that is not
+        # there, a checkpoint of another architecture, a label that is not a class): the
+        # trial fails now, with its message, instead of Ray retrying it max_failures times.
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        outcome = {
+            "status": "failed",
+            "reason": f"{type(err).__name__}: {err} (not retried: a retry cannot fix it; "
+            f"raised at {frame.filename}:{frame.lineno})",
+            "final_checkpoint": None,
+            "epochs_done": len(reporter.records),
+            "skipped": 0,
+        }
+    acc, asr = best_point(reporter.records, threshold)
     emit(
         "outcome",
         {
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "final_checkpoint": outcome.final_checkpoint,
-            "epochs_done": outcome.epochs_done,
-            "skipped": outcome.skipped,
+            **{k: outcome.get(k) for k in ("status", "reason", "final_checkpoint")},
+            "epochs_done": outcome.get("epochs_done", 0),
+            "skipped": outcome.get("skipped", 0),
             "objective_acc": acc,
             "objective_asr": asr,
         },

@@ -11,8 +11,6 @@ from pathlib import Path
 from results.best import DEFAULT_THRESHOLD
 from sweeper.errors import SweepNotFound
 
-SUCCESS_ASR = DEFAULT_THRESHOLD
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="summarise one sweep from its store")
@@ -22,11 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=os.environ.get("SWEEPER_STORE", "sweeps"),
         help="results store (default ./sweeps)",
     )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        metavar="PCT",
+        help="ASR (%%) at or under which a cleaned model counts as a success (default 5)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
-def summarise(store: str | Path, sweep: str) -> dict:
+def summarise(store: str | Path, sweep: str, threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """Counts, failures and the best candidate at every moment of a sweep: before its first
+    row, with pre-training rows only, part-way through cleaning. A damaged part is an error."""
+    from results.best import best_of_rows
     from results.store import read_epochs, read_trials
 
     sweep_path = Path(sweep)
@@ -34,18 +42,15 @@ def summarise(store: str | Path, sweep: str) -> dict:
         store, sweep = sweep_path.parent, sweep_path.name
     elif not (Path(store) / sweep).is_dir():
         raise SweepNotFound(f"no sweep {sweep!r} in store {store}: check the id and --store")
-    trials = read_trials(store, [sweep]).to_pylist()
-    # A sweep whose trials have not reported yet has no epoch parts: that is 0 rows, not an
-    # error. A part that is there but broken is an error, and says so.
-    has_parts = any((Path(store) / sweep / "epochs").glob("part-*.parquet"))
-    epochs = read_epochs(store, [sweep]).to_pylist() if has_parts else []
+    trials = read_trials(store, [sweep], missing_ok=True).to_pylist()
+    epochs = read_epochs(store, [sweep], missing_ok=True).to_pylist()
     by_stage: dict[str, Counter] = {}
     for t in trials:
         by_stage.setdefault(t["stage"], Counter())[t["status"]] += 1
-    ok = [e for e in epochs if e["stage"] == "clean" and e["asr"] <= SUCCESS_ASR and e["epoch"] > 0]
-    best = max(ok, key=lambda e: e["clean_acc"], default=None)
+    best = best_of_rows((e for e in epochs if e["stage"] == "clean"), threshold)
     return {
         "sweep": sweep,
+        "threshold": threshold,
         "stages": {s: dict(c) for s, c in by_stage.items()},
         "epoch_rows": len(epochs),
         "failed": [
@@ -60,7 +65,7 @@ def summarise(store: str | Path, sweep: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    s = summarise(args.store, args.sweep)
+    s = summarise(args.store, args.sweep, args.threshold)
     if args.json:
         print(json.dumps(s, indent=2, default=str))
         return 0
@@ -69,10 +74,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {stage}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     for f in s["failed"]:
         print(f"  failed {f['trial_id']}: {' '.join(f['error'])}")
-    b = s["best_clean"]
+    b, t = s["best_clean"], s["threshold"]
+    if not s["stages"]:
+        print("  no trial has started yet")
     print(
-        f"  best clean_acc at ASR<={SUCCESS_ASR:g}%: {b['clean_acc']:.2f} ({b['trial_id']}, epoch {b['epoch']}, asr {b['asr']:.2f})"
+        f"  best clean_acc at ASR<={t:g}%: {b['clean_acc']:.2f} ({b['trial_id']}, epoch "
+        f"{b['epoch']}, asr {b['asr']:.2f})"
         if b
-        else f"  no cleaned candidate at ASR<={SUCCESS_ASR:g}% yet"
+        else f"  no cleaned candidate at ASR<={t:g}% yet"
     )
     return 0

@@ -176,7 +176,7 @@ def test_part_file_missing_a_column_or_corrupt(tmp_path: Path) -> None:
     ):
         read_epochs(tmp_path)
     (w.sweep_dir / "epochs" / "part-99999999999999999999-1-aaaa.parquet").write_bytes(b"junk")
-    with pytest.raises(StoreError, match="cannot read part file .*aaaa.parquet"):
+    with pytest.raises(StoreError, match="damaged part file .*aaaa.parquet"):
         read_epochs(tmp_path)
 
 

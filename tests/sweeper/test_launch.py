@@ -12,6 +12,7 @@ import yaml
 
 from results.store import list_sweeps, read_epochs, read_trials
 from sweeper.cli import main
+from trainers.checkpoint import sha256_file
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +95,9 @@ def test_launch_streams_every_epoch_and_reuses_pretraining(
     assert {r["status"] for r in trials.values()} == {"completed"}
     assert trials["pretrain-mmcl"]["selected_epoch"] in (1, 2)
     start = trials[clean_trials[0]]["start_checkpoint"]
-    assert start and Path(start).is_file()
+    # Inside the store, recorded relative to its root (a moved store finds its files).
+    assert start and not Path(start).is_absolute() and (store / start).is_file()
+    assert trials[clean_trials[0]]["start_checkpoint_sha256"] == sha256_file(store / start)
 
     # Same pre-training config: the second sweep reuses the cached model, runs no pretrain.
     assert main(["launch", str(spec), "--store", str(store)]) == 0
@@ -117,8 +120,10 @@ def test_a_failing_trial_is_recorded_and_the_others_complete(
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "store"
     spec = tiny_spec(tmp_path, clean={"grid": {"lr": [1e-3], "fail_at_epoch": [99, 2]}})
-    assert main(["launch", spec.name, "--store", "store"]) == 0
-    sweep = sweep_of(capsys.readouterr().out)
+    assert main(["launch", spec.name, "--store", "store"]) == 1  # a trial failed
+    out, err = capsys.readouterr()
+    sweep = sweep_of(out)
+    assert "did not complete" in err and "(failed)" in err, err
     trials = [r for r in read_trials(store, [sweep]).to_pylist() if r["stage"] == "clean"]
     status = {json.loads(r["params"])["fail_at_epoch"]: r for r in trials}
     assert status[99]["status"] == "completed"

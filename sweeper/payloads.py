@@ -1,0 +1,151 @@
+"""Trial payloads: a planned trial completed by the driver with what only a run knows.
+
+The synthetic data's paths, the start checkpoint a previous stage selected (and its sha256),
+the checkpoint directory, the CPU threads its resources give it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from results.store import StoreWriter
+from sweeper.errors import SweeperError
+from sweeper.plan import START_CHECKPOINT, StagePlan, SweepPlan, TrialPlan
+
+PLACEHOLDER = "@synthetic/"
+Screened = Mapping[str | None, Mapping[str, Any]]  # start job -> {"checkpoint", "params"}
+
+
+def payload(
+    trial: TrialPlan,
+    plan: SweepPlan,
+    writer: StoreWriter,
+    synthetic: dict[str, str] | None,
+    starts: Mapping[str, str],
+    screened: Screened | None,
+    resources: Mapping[str, float],
+) -> dict[str, Any]:
+    config = fill_placeholders(copy.deepcopy(trial.config), synthetic)
+    params = dict(trial.params)
+    if trial.stage == "pretrain":
+        key = plan.pretrain_cache_keys[job_of(trial)]
+        config["checkpoint_dir"] = str(writer.sweep_dir.parent / ".cache" / "pretrain" / key)
+        config["save"] = "every"
+    else:
+        config["checkpoint_dir"] = str(writer.checkpoints_dir / trial.trial_id)
+        if trial.stage == "clean" and screened is not None:
+            # The screen's pick for this trial's own start model (one pick per start).
+            pick = screened[trial.start]
+            config.setdefault("model", {})["checkpoint"] = pick["checkpoint"]
+            params.update(pick["params"])
+        elif trial.start is not None:
+            config.setdefault("model", {})["checkpoint"] = starts[trial.start]
+        _fill_start(config)
+    config["threads"] = max(1, int(resources.get("cpu", 1)))
+    start = config.get("model", {}).get("checkpoint")
+    return {
+        "trial_id": trial.trial_id,
+        "stage": trial.stage,
+        "entry": trial.entry,
+        "method": trial.method,
+        "objective": trial.objective,
+        "params": params,
+        "config": config,
+        "resources": dict(resources),
+        "job": job_of(trial) if trial.stage == "pretrain" else None,
+        "start_sha256": sha256_of(start) if start else None,
+    }
+
+
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_of(path: str) -> str | None:
+    """The file's sha256, computed once per (path, size, mtime): a 255-point screen hashes
+    its start model once. None for a file that is not there (the trial reports that)."""
+    from trainers.checkpoint import sha256_file
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        _SHA_MEMO[key] = sha256_file(path)
+    return _SHA_MEMO[key]
+
+
+def _fill_start(config: dict[str, Any]) -> None:
+    """`@start` as a teacher checkpoint: the trial's own start model (embedded D.11)."""
+    loss = config.get("loss", {})
+    if loss.get("teacher_checkpoint") == START_CHECKPOINT:
+        loss["teacher_checkpoint"] = config.get("model", {}).get("checkpoint")
+
+
+def search_base(stage: StagePlan) -> TrialPlan:
+    """An Optuna stage's template as a trial: its sampled params complete it in the worker."""
+    s = stage.search
+    assert s is not None
+    return TrialPlan(
+        trial_id=f"{stage.name}-optuna",
+        stage=stage.name,
+        entry=s.entry,
+        method=s.method,
+        objective=s.objective,
+        params={},
+        config=s.config,
+        start=s.start,
+    )
+
+
+def job_of(trial: TrialPlan) -> str:
+    """The pre-training job a trial is (pretrain stage) or starts from (later stages)."""
+    if trial.stage == "pretrain":
+        return trial.trial_id.removeprefix("pretrain-")
+    return trial.start or ""
+
+
+def fill_placeholders(config: Any, synthetic: dict[str, str] | None) -> Any:
+    if isinstance(config, dict):
+        return {k: fill_placeholders(v, synthetic) for k, v in config.items()}
+    if isinstance(config, str) and config.startswith(PLACEHOLDER):
+        if synthetic is None:
+            raise SweeperError(f"{config} is only defined in the embedded profile")
+        return synthetic[config]
+    return config
+
+
+def prepare_synthetic(plan: SweepPlan, store_root: Path) -> dict[str, str] | None:
+    """Generate (or reuse) the embedded profile's synthetic set; placeholder -> path.
+
+    `make_synthetic` writes into a temporary folder and renames it into place, so a full
+    disk leaves nothing half-written; its OSError becomes one line naming the folder.
+    """
+    if not plan.synthetic:
+        return None
+    from trainers.data.synthetic import make_synthetic
+
+    root = store_root / ".cache" / "data" / content_hash(plan.synthetic)
+    try:
+        paths = make_synthetic(root, **plan.synthetic)
+    except OSError as err:
+        raise SweeperError(
+            f"cannot write the synthetic dataset into {root}: {err.strerror or err}; free "
+            "space there or pass another --store (nothing half-written was left)"
+        ) from None
+    return {
+        "@synthetic/train": str(paths.train),
+        "@synthetic/clean": str(paths.clean),
+        "@synthetic/eval": str(paths.eval),
+        "@synthetic/classnames": str(paths.classnames),
+    }
+
+
+def content_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

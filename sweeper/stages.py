@@ -1,0 +1,260 @@
+"""One runner per stage kind, and the selection each stage hands to the next.
+
+Every decision is made from the rows in the results store, so `resume` re-derives the same
+selections, skips finished trials and re-runs only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from results.store import StoreWriter, read_epochs, read_trials
+from sweeper import interrupts
+from sweeper import ray_backend as backend
+from sweeper.errors import SweeperError, SweepFailed
+from sweeper.events import StoreEvents, trial_row
+from sweeper.payloads import job_of
+from sweeper.plan import StagePlan
+from sweeper.pretrain_cache import write_cache
+from sweeper.selection import pick_screened, select_pretrained
+from sweeper.store_paths import resolve
+
+FINISHED = ("completed", "diverged", "failed")
+
+
+def epoch_rows(writer: StoreWriter) -> list[dict[str, Any]]:
+    """The sweep's epoch rows; none yet (every trial failed before its first epoch) is no
+    error, a damaged part file is."""
+    root = writer.sweep_dir.parent
+    return read_epochs(root, [writer.sweep_id], missing_ok=True).to_pylist()
+
+
+def trial_rows(writer: StoreWriter) -> list[dict[str, Any]]:
+    root = writer.sweep_dir.parent
+    return read_trials(root, [writer.sweep_id], missing_ok=True).to_pylist()
+
+
+def done_trials(writer: StoreWriter) -> dict[str, str]:
+    """Finished trials by id. A damaged trials part raises: read as "nothing finished", it
+    would make `resume` run finished trials again."""
+    return {r["trial_id"]: r["status"] for r in trial_rows(writer) if r["status"] in FINISHED}
+
+
+def run_stage(
+    stage: StagePlan,
+    payloads: list[dict[str, Any]],
+    resources: Mapping[str, float],
+    writer: StoreWriter,
+    threshold: float,
+) -> dict[str, str]:
+    """Run what is left of a grid stage; returns its failed or diverged trials."""
+    done = done_trials(writer)
+    todo = [p for p in payloads if p["trial_id"] not in done]
+    events = StoreEvents(writer, stage.name, total=len(payloads), threshold=threshold)
+    events.status.update(
+        {p["trial_id"]: done[p["trial_id"]] for p in payloads if p["trial_id"] in done}
+    )
+    events.pending(todo)
+    events.flush()
+    if len(todo) < len(payloads):
+        print(f"[{stage.name}] {len(payloads) - len(todo)} trial(s) already finished: skipped")
+    storage = writer.sweep_dir / "ray"
+    with _stopping(stage.name, events, writer):
+        backend.run_grid(
+            stage.name,
+            todo,
+            resources=resources,
+            max_failures=stage.max_failures,
+            storage=storage,
+            events=events,
+        )
+    return _ended(events)
+
+
+def run_search(
+    stage: StagePlan,
+    base: dict[str, Any],
+    resources: Mapping[str, float],
+    writer: StoreWriter,
+    threshold: float,
+) -> dict[str, str]:
+    """An Optuna stage: runs what is left of its trial budget (resume counts finished ones)."""
+    search = stage.search
+    assert search is not None
+    prefix = f"{base['trial_id']}-"
+    done = {t: s for t, s in done_trials(writer).items() if t.startswith(prefix)}
+    remaining = max(0, search.n_trials - len(done))
+    events = StoreEvents(writer, stage.name, total=search.n_trials, threshold=threshold)
+    events.status.update(done)
+    if remaining:
+        with _stopping(stage.name, events, writer):
+            backend.run_optuna(
+                stage.name,
+                {**base, "search": True},
+                search.params,
+                n_trials=remaining,
+                seed=search.seed,
+                resources=resources,
+                max_failures=stage.max_failures,
+                storage=writer.sweep_dir / "ray",
+                events=events,
+                max_concurrent=search.max_concurrent,
+            )
+    return _ended(events)
+
+
+class _stopping:
+    """Around a stage's Tune run: a signal (first: Tune stopped every trial; second: a
+    `ForcedStop` out of Tune's loop) ends in `SweepInterrupted`, running trials recorded."""
+
+    def __init__(self, stage: str, events: StoreEvents, writer: StoreWriter) -> None:
+        self.stage, self.events, self.writer = stage, events, writer
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
+        signum = interrupts.requested()
+        if signum is None or (kind is not None and not issubclass(kind, interrupts.ForcedStop)):
+            return False
+        self.events.flush()
+        ids = self.events.interrupted(interrupts.signal_name(signum))
+        counts = self.events.counts()
+        raise interrupts.SweepInterrupted(
+            f"interrupted by {interrupts.signal_name(signum)} during the {self.stage} stage: "
+            f"{counts['done']} trial(s) of the stage finished, {len(ids)} interrupted "
+            f"({', '.join(ids) or 'none running'}); nothing was reported as complete. Finish "
+            f"with: sweeper resume {self.writer.sweep_id} --store {self.writer.sweep_dir.parent}",
+            signum,
+        ) from None
+
+
+def _ended(events: StoreEvents) -> dict[str, str]:
+    events.flush()
+    events.progress()
+    return events.unsuccessful()
+
+
+def select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
+    """The paper's rule over the stored epoch rows: job name -> selected checkpoint."""
+    root = writer.sweep_dir.parent
+    by_trial = {t.trial_id: t for t in stage.trials}
+    trials = {r["trial_id"]: r for r in trial_rows(writer)}
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in epoch_rows(writer):
+        t = by_trial.get(r["trial_id"])
+        if (
+            r["stage"] == "pretrain"
+            and t is not None
+            and _status(trials, t.trial_id) == "completed"
+        ):
+            runs.setdefault(job_of(t), []).append(r)
+    rules = (stage.select or {}).get("jobs", {})
+    chosen = select_pretrained(runs, rules)
+    starts: dict[str, str] = {}
+    for trial in stage.trials:
+        job = job_of(trial)
+        if job not in chosen:
+            continue
+        row = chosen[job]
+        starts[job] = str(resolve(row["checkpoint"], root))
+        write_cache(trial, runs[job], row, root)
+        recorded = trials.get(trial.trial_id)
+        payload = {
+            "trial_id": trial.trial_id,
+            "stage": "pretrain",
+            "method": trial.method,
+            "objective": trial.objective,
+            # keeps "cache": "hit"
+            "params": json.loads(recorded["params"] or "{}") if recorded else trial.params,
+            "config": trial.config,
+        }
+        writer.append_trials(
+            [
+                trial_row(
+                    writer.sweep_id,
+                    payload,
+                    "completed",
+                    selected_epoch=row["epoch"],
+                    store_root=root,
+                )
+            ]
+        )
+        rule = rules.get(job, {}).get("rule", "max_acc")
+        print(
+            f"[pretrain] selected {job} epoch {row['epoch']} ({rule}): "
+            f"clean_acc {row['clean_acc']:.2f}, asr {row['asr']:.2f}",
+            flush=True,
+        )
+    missing = sorted({job_of(t) for t in stage.trials} - set(starts))
+    if missing:
+        why = "; ".join(
+            f"{job}: {_status(trials, f'pretrain-{job}')}"
+            + (
+                f" ({_last_line(trials[f'pretrain-{job}']['error'])})"
+                if _error(trials, job)
+                else ""
+            )
+            for job in missing
+        )
+        raise SweepFailed(
+            f"pre-training job(s) {missing} produced no model to clean ({why}). Details: "
+            f"sweeper status {writer.sweep_id} --store {root}"
+        )
+    return starts
+
+
+def _status(trials: Mapping[str, Mapping[str, Any]], trial_id: str) -> str:
+    return str(trials.get(trial_id, {}).get("status", "not run"))
+
+
+def _error(trials: Mapping[str, Mapping[str, Any]], job: str) -> bool:
+    return bool(trials.get(f"pretrain-{job}", {}).get("error"))
+
+
+def _last_line(text: str | None) -> str:
+    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def pick_screen(stage: StagePlan, writer: StoreWriter) -> dict[str | None, dict[str, Any]]:
+    """One pick per start model (D.13): start job -> {"checkpoint", "params"}."""
+    root = writer.sweep_dir.parent
+    max_asr = float((stage.select or {}).get("max_asr", 15))
+    by_trial = {t.trial_id: t for t in stage.trials}
+    rows_by_start: dict[str | None, list[dict[str, Any]]] = {}
+    for r in epoch_rows(writer):
+        t = by_trial.get(r["trial_id"])
+        if r["stage"] == "screen" and t is not None:
+            rows_by_start.setdefault(t.start, []).append(r)
+    picks: dict[str | None, dict[str, Any]] = {}
+    for start in dict.fromkeys(t.start for t in stage.trials):
+        pick = pick_screened(rows_by_start.get(start, []), max_asr=max_asr)
+        name = start or "the start checkpoint"
+        if pick is None:
+            raise SweeperError(
+                f"no screened (shrink, perturb_sigma) model of {name} has ASR < {max_asr:g}%: "
+                "nothing to clean. Widen screen.grid or raise screen.pick.max_asr"
+            )
+        params = {k[2:]: v for k, v in pick.items() if k.startswith("p_") and v is not None}
+        trial = by_trial[pick["trial_id"]]
+        payload = {
+            "trial_id": trial.trial_id,
+            "stage": "screen",
+            "method": trial.method,
+            "objective": trial.objective,
+            "params": trial.params,
+            "config": trial.config,
+        }
+        writer.append_trials(
+            [trial_row(writer.sweep_id, payload, "completed", selected_epoch=0, store_root=root)]
+        )
+        print(
+            f"[screen] picked {pick['trial_id']} for {name} ({params}): clean_acc "
+            f"{pick['clean_acc']:.2f}, asr {pick['asr']:.2f}",
+            flush=True,
+        )
+        picks[start] = {"checkpoint": str(resolve(pick["checkpoint"], root)), "params": params}
+    return picks

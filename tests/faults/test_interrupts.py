@@ -1,0 +1,232 @@
+"""Signals, damaged stores and moved stores end in a true status (issue: every fault ends in
+a true status).
+
+Each test runs the real CLI against a real Ray cluster; a fault is struck once the store
+shows the sweep mid-way (never after a fixed sleep), and the trials are long enough that no
+machine finishes them before the fault lands.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from results.store import read_epochs, read_trials
+from sweeper.cli import main
+from tests.faults.test_fault_injection import (
+    ROOT,
+    Meanwhile,
+    assert_one_row_per_key,
+    fault_spec,
+    local_ray,  # noqa: F401  (a fixture)
+    new_sweep,
+    raw_rows,
+    stored_epochs,
+    sweeps_in,
+    wait_for,
+)
+from tests.sweeper.test_launch import sweep_of
+
+pytestmark = pytest.mark.slow
+LONG = 40  # epochs: far more than any machine runs between a trigger and the signal
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ray_down_after_module() -> Any:
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("interrupts") / "store"
+
+
+def _clean_at(store: Path, before: set[str], epoch: int, n: int = 2) -> bool:
+    rows = stored_epochs(store, new_sweep(store, before))
+    return len({r["trial_id"] for r in rows if r["stage"] == "clean" and r["epoch"] >= epoch}) >= n
+
+
+def _parts(sweep_dir: Path) -> set[Path]:
+    return {p for kind in ("epochs", "trials") for p in (sweep_dir / kind).glob("*.parquet")}
+
+
+# ------------------------------------------------------------- a graceful SIGTERM, resumed
+
+
+def test_sigterm_records_interrupted_trials_and_a_moved_copy_resumes(
+    local_ray: None,  # noqa: F811
+    store: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = fault_spec(tmp_path, grid={"lr": [1e-4, 1e-3]}, clean_epochs=LONG, name="term")
+    before = sweeps_in(store)
+    strike = Meanwhile(
+        lambda: _clean_at(store, before, 1),
+        lambda: os.kill(os.getpid(), signal.SIGTERM),
+        "both clean trials to report epoch 1",
+    )
+    strike.start()
+    rc = main(["launch", str(spec), "--store", str(store)])
+    strike.check()
+    out, err = capsys.readouterr()
+    sweep = sweep_of(out)
+    assert rc == 143, (out, err)
+    assert "done:" not in out and "report:" not in out, out
+    assert f"sweeper resume {sweep} --store {store}" in err, err
+    assert "interrupted by SIGTERM during the clean stage" in err, err
+
+    trials = {r["trial_id"]: r for r in read_trials(store, [sweep]).to_pylist()}
+    clean = {t: r for t, r in trials.items() if r["stage"] == "clean"}
+    assert {r["status"] for r in clean.values()} == {"interrupted"}, clean
+    assert all(r["ended_at"] is not None for r in clean.values())
+    assert trials["pretrain-mmcl"]["status"] == "completed"
+    assert not (store / sweep / "report.html").exists()
+
+    # The store moves (and is copied): the copy resumes on its own, the original is untouched.
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy, symlinks=True)
+    moved = tmp_path / "moved"
+    store.rename(moved)
+    original_parts = _parts(moved / sweep)
+    try:
+        assert main(["resume", sweep, "--store", str(copy)]) == 0
+        out = capsys.readouterr().out
+        assert "done:" in out
+        assert _parts(moved / sweep) == original_parts  # nothing written into the original
+    finally:
+        moved.rename(store)
+
+    trials = {r["trial_id"]: r for r in read_trials(copy, [sweep]).to_pylist()}
+    assert {r["status"] for r in trials.values()} == {"completed"}, trials
+    per_trial = assert_one_row_per_key(read_epochs(copy, [sweep]).to_pylist())
+    assert all(
+        eps == list(range(LONG + 1)) for t, eps in per_trial.items() if t.startswith("clean-")
+    )
+    # Resume appends no rows for the pre-training that had finished (cached or not).
+    raw_pre = [r for r in raw_rows(copy / sweep, "epochs") if r["stage"] == "pretrain"]
+    assert len(raw_pre) == len({r["epoch"] for r in raw_pre}), raw_pre
+    for r in trials.values():
+        assert r["start_checkpoint"] is None or r["start_checkpoint_sha256"], r
+
+    # Resuming the finished sweep says so and writes nothing.
+    parts = _parts(copy / sweep)
+    assert main(["resume", sweep, "--store", str(copy)]) == 0
+    assert "is finished: nothing to resume" in capsys.readouterr().out
+    assert _parts(copy / sweep) == parts
+
+    # A damaged trials part: resume, status, report and check name it; resume writes nothing.
+    victim = sorted((copy / sweep / "trials").glob("part-*.parquet"))[-1]
+    victim.write_bytes(victim.read_bytes()[:100])
+    parts = _parts(copy / sweep)
+    for argv in (["resume"], ["status"], ["report"], ["check"]):
+        assert main([*argv, sweep, "--store", str(copy)]) == 2, argv
+        said = "".join(capsys.readouterr())
+        assert str(victim) in said, (argv, said)
+    assert _parts(copy / sweep) == parts
+    assert not (copy / sweep / "report.html").exists()
+
+
+# ------------------------------------------------- two SIGINTs: forced, and no Ray left
+
+
+def _ray_processes_under(pid: int) -> set[int]:
+    from tests.faults.test_fault_injection import _children, _cmdline
+
+    kids, out, todo = _children(), set(), [pid]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            todo.append(c)
+            out.add(c)
+    return {p for p in out if "ray" in _cmdline(p) or "gcs_server" in _cmdline(p)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_second_sigint_forces_the_stop_during_pretraining(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    spec = fault_spec(tmp_path, grid={"lr": [1e-3]}, pretrain_epochs=LONG, name="int")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeper", "launch", str(spec), "--store", str(store)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def pretrain_at_epoch_1() -> bool:
+            rows = stored_epochs(store, new_sweep(store, set()))
+            return any(r["stage"] == "pretrain" and r["epoch"] >= 1 for r in rows)
+
+        wait_for(pretrain_at_epoch_1, 300, "pre-training to report epoch 1")
+        ray_pids = _ray_processes_under(proc.pid)
+        assert ray_pids, "the sweep started no Ray processes of its own"
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    sweep = sweep_of(out)
+    assert f"sweeper resume {sweep} --store {store.resolve()}" in err, err
+    assert "done:" not in out and "did not complete" not in err, (out, err)
+    trial = {r["trial_id"]: r for r in read_trials(store, [sweep]).to_pylist()}["pretrain-mmcl"]
+    assert trial["status"] == "interrupted", trial
+    # No Ray process of the sweep's cluster outlives it.
+    wait_for(lambda: not any(_alive(p) for p in ray_pids), 60, "the sweep's Ray processes to end")
+
+
+# ------------------------------------------------------------------ no silent states
+
+
+def _cli(
+    *argv: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sweeper", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_unreachable_address_fails_fast_naming_it(tmp_path: Path) -> None:
+    spec = fault_spec(tmp_path, grid={"lr": [1e-3]}, name="addr")
+    t0 = time.monotonic()
+    r = _cli("launch", str(spec), "--store", str(tmp_path / "s"), "--address", "127.0.0.1:1")
+    assert r.returncode == 2, r
+    assert time.monotonic() - t0 < 60  # Ray alone would retry for minutes
+    assert "127.0.0.1:1" in r.stderr and "no Ray cluster answers" in r.stderr, r.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_infeasible_stages_are_refused_together_before_ray_starts(tmp_path: Path) -> None:
+    spec = fault_spec(
+        tmp_path, grid={"lr": [1e-3]}, name="big", embedded={"resources": {"cpu": 512}}
+    )
+    r = _cli("launch", str(spec), "--store", str(tmp_path / "s"))
+    assert r.returncode == 2, r
+    assert "2 stage(s) ask for more" in r.stderr, r.stderr
+    assert "'pretrain'" in r.stderr and "'clean'" in r.stderr, r.stderr
+    assert "dashboard:" not in r.stdout and not (tmp_path / "s").exists()
