@@ -90,6 +90,8 @@ class Param:
     # Dotted TrialConfig field; None for the ones the planner expands itself.
     path: str | None = None
     choices: tuple[Any, ...] = field(default=())
+    # False for test hooks: a grid may use them, `sweeper ls params` does not list them.
+    listed: bool = True
 
 
 PARAMS: Mapping[str, Param] = MappingProxyType(
@@ -136,6 +138,7 @@ PARAMS: Mapping[str, Param] = MappingProxyType(
                 "fail_at_epoch",
                 "fault injection: the trial raises at the start of this epoch (tests)",
                 "fail_at_epoch",
+                listed=False,
             ),
             Param("method", "cleaning method (see `sweeper ls methods`)", None, tuple(METHODS)),
             Param(
@@ -153,12 +156,9 @@ PARAMS: Mapping[str, Param] = MappingProxyType(
 )
 
 
-def param_path(name: str) -> str:
-    """The dotted TrialConfig field a short parameter name sets (lr -> optim.lr)."""
-    param = PARAMS.get(name)
-    if param is None or param.path is None:
-        raise KeyError(f"{name!r} is not a parameter with a config field (see `sweeper ls params`)")
-    return param.path
+def listed_params() -> list[str]:
+    """The parameter names `sweeper ls params` shows (test hooks left out)."""
+    return [name for name, p in PARAMS.items() if p.listed]
 
 
 # Parameters a screen stage may sweep: it evaluates the perturbed model and trains nothing.
