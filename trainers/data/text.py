@@ -4,24 +4,23 @@ EDA (Wei & Zou 2019) is CleanCLIP's text augmentation for the in-modal SSL loss.
 authors call it with `num_aug=1` and every rate at 0.1: EDA then builds one candidate per
 operation (synonym replacement, random insertion, random swap, random deletion) and keeps
 one of them at random, so each augmented caption has exactly one operation applied. We do
-the same. WordNet is replaced by a small hand-written lexicon shipped in `trainers/assets`.
+the same. Synonyms are WordNet 3.0's, as NLTK gives them to EDA (`trainers.data.wordnet`,
+a table shipped in `trainers/assets`, since NLTK's corpus is a run-time download).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import random
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
 
+from trainers.data.wordnet import wordnet
+
 # The 80 prompt templates of CLIP's ImageNet zero-shot classifier ("a photo of a {}.").
 CLIP_TEMPLATES: list[Callable[[str], str]] = list(OPENAI_IMAGENET_TEMPLATES)
-
-LEXICON_PATH = Path(__file__).resolve().parents[1] / "assets" / "eda_lexicon.json"
 
 
 def imagenet_classnames() -> list[str]:
@@ -46,20 +45,28 @@ def contains_word(caption: str, word: str) -> bool:
     return _word_pattern(word).search(caption) is not None
 
 
-@functools.lru_cache(maxsize=1)
-def _lexicon() -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
-    raw = json.loads(LEXICON_PATH.read_text(encoding="utf-8"))
-    synonyms: dict[str, set[str]] = {}
-    for group in raw["groups"]:
-        for word in group:
-            synonyms.setdefault(word, set()).update(w for w in group if w != word)
-    # Sorted tuples: the choice made by a seeded rng must not depend on set order.
-    return frozenset(raw["stop_words"]), {w: tuple(sorted(s)) for w, s in synonyms.items()}
+# EDA's own stop-word list (eda_nlp `code/eda.py`): never replaced by a synonym.
+# fmt: off
+STOP_WORDS = frozenset([
+    "i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "your", "yours",
+    "yourself", "yourselves", "he", "him", "his", "himself", "she", "her", "hers", "herself",
+    "it", "its", "itself", "they", "them", "their", "theirs", "themselves", "what", "which",
+    "who", "whom", "this", "that", "these", "those", "am", "is", "are", "was", "were", "be",
+    "been", "being", "have", "has", "had", "having", "do", "does", "did", "doing", "a", "an",
+    "the", "and", "but", "if", "or", "because", "as", "until", "while", "of", "at", "by",
+    "for", "with", "about", "against", "between", "into", "through", "during", "before",
+    "after", "above", "below", "to", "from", "up", "down", "in", "out", "on", "off", "over",
+    "under", "again", "further", "then", "once", "here", "there", "when", "where", "why",
+    "how", "all", "any", "both", "each", "few", "more", "most", "other", "some", "such", "no",
+    "nor", "not", "only", "own", "same", "so", "than", "too", "very", "s", "t", "can", "will",
+    "just", "don", "should", "now",
+])
+# fmt: on
 
 
 def synonyms_of(word: str) -> tuple[str, ...]:
-    """Synonyms of `word` in the shipped lexicon (empty when it has none)."""
-    return _lexicon()[1].get(word, ())
+    """EDA's `get_synonyms(word)`: WordNet 3.0 synonyms, as NLTK's WordNet gives them."""
+    return wordnet().synonyms(word)
 
 
 def normalize_caption(caption: str) -> str:
@@ -80,19 +87,18 @@ def eda(caption: str, rng: random.Random, alpha: float = 0.1) -> str:
     n_changes = max(1, int(alpha * len(words)))
     operation = rng.randrange(4)
     if operation == 0:
-        words = _synonym_replacement(words, n_changes, rng)
+        words = synonym_replacement(words, n_changes, rng)
     elif operation == 1:
-        words = _random_insertion(words, n_changes, rng)
+        words = random_insertion(words, n_changes, rng)
     elif operation == 2:
-        words = _random_swap(words, n_changes, rng)
+        words = random_swap(words, n_changes, rng)
     else:
-        words = _random_deletion(words, alpha, rng)
+        words = random_deletion(words, alpha, rng)
     return " ".join(" ".join(words).split())
 
 
-def _synonym_replacement(words: list[str], n: int, rng: random.Random) -> list[str]:
-    stop_words, _ = _lexicon()
-    candidates = sorted({w for w in words if w not in stop_words})
+def synonym_replacement(words: list[str], n: int, rng: random.Random) -> list[str]:
+    candidates = sorted({w for w in words if w not in STOP_WORDS})
     rng.shuffle(candidates)
     out = list(words)
     replaced = 0
@@ -108,19 +114,21 @@ def _synonym_replacement(words: list[str], n: int, rng: random.Random) -> list[s
     return out
 
 
-def _random_insertion(words: list[str], n: int, rng: random.Random) -> list[str]:
+def random_insertion(words: list[str], n: int, rng: random.Random) -> list[str]:
     out = list(words)
     for _ in range(n):
         # EDA tries ten random words for one that has a synonym, then gives up.
         for _attempt in range(10):
             options = synonyms_of(out[rng.randrange(len(out))])
             if options:
-                out.insert(rng.randrange(len(out) + 1), rng.choice(options))
+                # EDA inserts at randint(0, len - 1) (never after the last word) and takes
+                # the first synonym of an unordered set, i.e. an arbitrary one: we draw it.
+                out.insert(rng.randrange(len(out)), rng.choice(options))
                 break
     return out
 
 
-def _random_swap(words: list[str], n: int, rng: random.Random) -> list[str]:
+def random_swap(words: list[str], n: int, rng: random.Random) -> list[str]:
     out = list(words)
     if len(out) < 2:
         return out
@@ -132,7 +140,11 @@ def _random_swap(words: list[str], n: int, rng: random.Random) -> list[str]:
     return out
 
 
-def _random_deletion(words: list[str], p: float, rng: random.Random) -> list[str]:
+def random_deletion(words: list[str], p: float, rng: random.Random) -> list[str]:
+    # EDA's rule: each word goes with probability p. When none goes (0.9^n of the time at
+    # p = 0.1: 35% for a 10-word caption) the caption comes back unchanged, as in the
+    # authors' code; that, not the synonyms, is why ~10% of augmented captions equal
+    # their original.
     if len(words) == 1:
         return list(words)
     kept = [w for w in words if rng.random() > p]
