@@ -230,3 +230,124 @@ def test_infeasible_stages_are_refused_together_before_ray_starts(tmp_path: Path
     assert "2 stage(s) ask for more" in r.stderr, r.stderr
     assert "'pretrain'" in r.stderr and "'clean'" in r.stderr, r.stderr
     assert "dashboard:" not in r.stdout and not (tmp_path / "s").exists()
+
+
+# ------------------------------------------------------------- errors a retry cannot fix
+
+
+def test_an_unloadable_start_checkpoint_fails_at_once_without_retries(
+    local_ray: None,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import yaml
+
+    bad = tmp_path / "not_a_model.pt"
+    bad.write_bytes(b"this is not a checkpoint" * 100)
+    spec = fault_spec(tmp_path, grid={"lr": [1e-3]}, max_failures=3, name="bad")
+    raw = yaml.safe_load(spec.read_text())
+    raw.pop("pretrain")
+    raw["start"] = {"checkpoint": str(bad), "objective": "mmcl", "trigger": "badnet"}
+    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    store = tmp_path / "store"
+    assert main(["launch", str(spec), "--store", str(store)]) == 1
+    out, err = capsys.readouterr()
+    sweep = sweep_of(out)
+    (trial,) = read_trials(store, [sweep]).to_pylist()
+    assert trial["status"] == "failed"
+    assert "CheckpointError" in trial["error"] and "not retried" in trial["error"], trial
+    assert str(bad) in trial["error"]
+    history = raw_rows(store / sweep, "trials")
+    assert not [r for r in history if (r["error"] or "").startswith("retrying after:")], history
+    assert f"{trial['trial_id']} (failed)" in err, err
+
+
+# -------------------------------------------------------------- the pre-training cache
+
+
+def _cache_record(store: Path) -> Path:
+    (done,) = (store / ".cache" / "pretrain").glob("*/done.json")
+    return done
+
+
+def test_cache_records_are_relative_hashed_and_checked(
+    local_ray: None,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    store = tmp_path / "store"
+    spec = fault_spec(tmp_path, grid={"lr": [1e-3]}, clean_epochs=1, name="cache")
+    assert main(["launch", str(spec), "--store", str(store)]) == 0
+    capsys.readouterr()
+    done = _cache_record(store)
+    record = json.loads(done.read_text())
+    ckpt = record["selected"]["checkpoint"]
+    assert not Path(ckpt).is_absolute() and (store / ckpt).is_file(), record["selected"]
+    assert all(
+        r["checkpoint"] is None or not Path(r["checkpoint"]).is_absolute() for r in record["rows"]
+    )
+
+    # A damaged record is a cache miss (the job runs again and rewrites it), not a crash.
+    done.write_text(done.read_text()[:40])
+    assert main(["launch", str(spec), "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "ignoring damaged cache record" in out and "reusing cached" not in out, out
+    assert json.loads(done.read_text())["selected"]["sha256"]
+
+    # A cached model that changed since it was selected is refused, naming the file.
+    with open(store / ckpt, "ab") as f:
+        f.write(b"\0")
+    assert main(["launch", str(spec), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert str(store / ckpt) in err and "something changed the cached model" in err, err
+
+
+def _tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       capture_output=True, text=True)  # fmt: skip
+    if r.returncode:
+        pytest.skip(f"cannot mount a small tmpfs to fill up here: {r.stderr.strip()}")
+
+
+def test_a_full_disk_during_synthetic_generation_is_one_line_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "full"
+    _tmpfs(store, "300k")  # room for the store's folders, not for the synthetic images
+    try:
+        spec = fault_spec(tmp_path, grid={"lr": [1e-3]}, name="full")
+        r = _cli("launch", str(spec), "--store", str(store), timeout=300)
+        assert r.returncode == 2, r
+        (line,) = [ln for ln in r.stderr.splitlines() if "error:" in ln]
+        assert "cannot write the synthetic dataset into" in line, r.stderr
+        assert "No space left on device" in line and "Traceback" not in r.stderr
+        data = store / ".cache" / "data"
+        assert not list(data.iterdir()), list(data.iterdir())  # nothing half-written
+    finally:
+        subprocess.run(["umount", str(store)], check=False)
+
+
+def test_a_full_disk_writing_the_cache_record_leaves_no_truncated_file(tmp_path: Path) -> None:
+    from sweeper.errors import SweeperError
+    from sweeper.plan import TrialPlan
+    from sweeper.pretrain_cache import write_cache
+
+    store = tmp_path / "full"
+    _tmpfs(store, "64k")
+    try:
+        cache = store / ".cache" / "pretrain" / "k"
+        cache.mkdir(parents=True)
+        (cache / "epoch_1.pt").write_bytes(b"x" * 1000)
+        rows = [
+            {"epoch": e, "checkpoint": str(cache / "epoch_1.pt"), "pad": "y" * 2000}
+            for e in range(100)
+        ]
+        trial = TrialPlan("pretrain-mmcl", "pretrain", "pretrain", "mmcl", "mmcl", {}, {}, None)
+        with pytest.raises(SweeperError, match=r"cannot write .*done.json: No space left"):
+            write_cache(trial, rows, {"epoch": 1, "checkpoint": str(cache / "epoch_1.pt")}, store)
+        assert sorted(p.name for p in cache.iterdir()) == ["epoch_1.pt"]
+    finally:
+        subprocess.run(["umount", str(store)], check=False)
