@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from results.candidates import DEFAULT_GROUP, Candidates, Group, candidates
+from results.candidates import DEFAULT_GROUP, Candidates, Group, as_table, candidates
 from results.errors import AnalysisError
 
 DEFAULT_THRESHOLD = 5.0
@@ -63,6 +63,10 @@ class BestClean:
     relative_change: float | None
     n_candidates: int
     n_trials: int
+    # Shrink-and-perturb (D.13): the poisoned model the screen perturbed. `start` is then the
+    # perturbed model (the clean trial's epoch 0) and `relative_change` is measured from
+    # here: from the perturbed start it would credit the cleaning with the perturbation's loss.
+    origin: StartPoint | None = None
 
     @property
     def found(self) -> bool:
@@ -158,14 +162,39 @@ def relative_change(best: float, start: float) -> float | None:
     return None if start == 0 else (best - start) / start
 
 
-def group_best(cands: Candidates, g: int, threshold: float) -> BestClean:
+ORIGIN_SUFFIX = "-origin"
+Origins = Mapping[tuple[str, Any], StartPoint]
+
+
+def screen_origins(data: Any) -> dict[tuple[str, Any], StartPoint]:
+    """(sweep_id, objective) -> the unperturbed start model a shrink-and-perturb screen
+    evaluated alongside its grid (its trial id ends in "-origin")."""
+    table = as_table(data)
+    if table.num_rows == 0 or "stage" not in table.column_names:
+        return {}
+    cols = ["sweep_id", "trial_id", "stage", "objective", "epoch", "clean_acc", "asr"]
+    out = {}
+    for r in table.select([c for c in cols if c in table.column_names]).to_pylist():
+        if r["stage"] == "screen" and r["trial_id"].endswith(ORIGIN_SUFFIX) and r["epoch"] == 0:
+            key = (r["sweep_id"], r.get("objective"))
+            out[key] = StartPoint(float(r["clean_acc"]), float(r["asr"]), r["trial_id"], 1)
+    return out
+
+
+def group_best(
+    cands: Candidates, g: int, threshold: float, origins: Origins | None = None
+) -> BestClean:
     rows = cands.rows(g)
     row = best_row(cands, rows, threshold)
     best = None if row is None else candidate_at(cands, row)
     start = start_point(cands, rows, None if row is None else int(cands.trial[row]))
+    origin = None
+    if best is not None and origins and "shrink" in best.params:
+        origin = origins.get((best.sweep_id, best.objective))
+    reference = origin or start
     change = None
-    if best is not None and start is not None:
-        change = relative_change(best.clean_acc, start.clean_acc)
+    if best is not None and reference is not None:
+        change = relative_change(best.clean_acc, reference.clean_acc)
     return BestClean(
         group=cands.groups[g],
         threshold=threshold,
@@ -174,6 +203,7 @@ def group_best(cands: Candidates, g: int, threshold: float) -> BestClean:
         relative_change=change,
         n_candidates=int(np.count_nonzero(cands.is_candidate[rows])),
         n_trials=int(np.unique(cands.trial[rows]).size),
+        origin=origin,
     )
 
 
@@ -185,5 +215,6 @@ def best_clean(
 ) -> list[BestClean]:
     """Each group's best cleaned model: highest accuracy with ASR <= `threshold` (%)."""
     threshold = check_threshold(threshold)
+    origins = screen_origins(data) if not isinstance(data, Candidates) else None
     cands = candidates(data, by, stage)
-    return [group_best(cands, g, threshold) for g in range(len(cands.groups))]
+    return [group_best(cands, g, threshold, origins) for g in range(len(cands.groups))]

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from plotly.offline import get_plotlyjs
 
-from results.best import DEFAULT_THRESHOLD, check_threshold
+from results.best import DEFAULT_THRESHOLD, check_threshold, screen_origins
 from results.candidates import DEFAULT_GROUP, Candidates, candidates
 from results.errors import StoreError
 from results.parts import atomic_write
@@ -94,7 +94,7 @@ def build_report(
     """Every analysis and figure of the report."""
     threshold = check_threshold(threshold)
     cands = candidates(data.epochs, by, "clean")
-    summary = summarize(cands, threshold)
+    summary = summarize(cands, threshold, origins=screen_origins(data.epochs))
     pre = pretrain_info(data.epochs, data.trials)
     sections = _cleaning_sections(cands, summary, trajectories_per_group) + (
         Section(

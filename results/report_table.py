@@ -36,6 +36,11 @@ def _loss_cell(loss: float | None, threshold: float, found: bool) -> str:
 def _row(gs: GroupSummary, threshold: float) -> str:
     b, st = gs.best, gs.stopping
     start = "–" if b.start is None else f"{b.start.clean_acc:.2f} / {b.start.asr:.2f}"
+    if b.origin is not None:
+        # Shrink and perturb: the poisoned model, then the perturbed one cleaning began from.
+        start = (
+            f"{b.origin.clean_acc:.2f} / {b.origin.asr:.2f}<br><small>perturbed: {start}</small>"
+        )
     cells = [f'<td class="label">{html.escape(gs.group.label)}</td>', f"<td>{start}</td>"]
     if b.best is None:
         cells.append(
@@ -68,7 +73,8 @@ def summary_table(summary: Summary) -> str:
     rows = "\n".join(_row(gs, summary.threshold) for gs in summary.groups)
     note = (
         '<p class="caption">Relative change is against the best trial\'s own starting model '
-        "(its epoch 0). Stopping loss: accuracy the oracle pick leads by over the best pick "
+        "(its epoch 0); after shrink and perturb, against the poisoned model before the "
+        "perturbation (the perturbed start is shown below it). Stopping loss: accuracy the oracle pick leads by over the best pick "
         "under the threshold when stopping at the last epoch, or at the lowest cleaning loss. "
         "Jaggedness: 0 for a monotone trajectory, near 1 for one that wanders.</p>"
     )

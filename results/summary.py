@@ -20,7 +20,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from results.best import DEFAULT_THRESHOLD, BestClean, check_threshold, group_best
+from results.best import (
+    DEFAULT_THRESHOLD,
+    BestClean,
+    Origins,
+    check_threshold,
+    group_best,
+    screen_origins,
+)
 from results.candidates import DEFAULT_GROUP, Candidates, Group, candidates
 from results.errors import StoreError
 from results.hypervolume import hypervolume
@@ -67,9 +74,16 @@ def summarize(
     threshold: float = DEFAULT_THRESHOLD,
     by: Sequence[str] = DEFAULT_GROUP,
     stage: str | None = "clean",
+    origins: Origins | None = None,
 ) -> Summary:
-    """Every analysis of every group, computed from one pass of grouping."""
+    """Every analysis of every group, computed from one pass of grouping.
+
+    `origins` (shrink and perturb): the unperturbed start models, read from `data` itself
+    unless it is already a `Candidates` of one stage.
+    """
     threshold = check_threshold(threshold)
+    if origins is None and not isinstance(data, Candidates):
+        origins = screen_origins(data)
     cands: Candidates = candidates(data, by, stage)
     trials = stopping_analysis(cands, threshold)
     stops = {s.group: s for s in summarize_stopping(trials)}
@@ -79,7 +93,7 @@ def summarize(
         groups.append(
             GroupSummary(
                 group=group,
-                best=group_best(cands, g, threshold),
+                best=group_best(cands, g, threshold, origins),
                 frontier=front,
                 hypervolume=hypervolume(front.points),
                 stopping=stops.get(group),
@@ -117,6 +131,9 @@ def group_json(gs: GroupSummary, threshold: float) -> dict[str, Any]:
         "key": gs.group.as_dict(),
         "label": gs.group.label,
         "start": None if start is None else asdict(start),
+        # Shrink and perturb: the poisoned model before the perturbation, which
+        # relative_change is measured from (`start` is then the perturbed model).
+        "origin": None if best.origin is None else asdict(best.origin),
         "best_clean": None if best.best is None else asdict(best.best),
         "relative_change": best.relative_change,
         "hypervolume": gs.hypervolume,
@@ -160,6 +177,8 @@ def csv_rows(summary: Summary) -> list[dict[str, Any]]:
                 "threshold": summary.threshold,
                 "start_clean_acc": None if start is None else start.clean_acc,
                 "start_asr": None if start is None else start.asr,
+                "origin_clean_acc": None if b.origin is None else b.origin.clean_acc,
+                "origin_asr": None if b.origin is None else b.origin.asr,
                 "best_clean_acc": None if b.best is None else b.best.clean_acc,
                 "best_asr": None if b.best is None else b.best.asr,
                 "best_trial_id": None if b.best is None else b.best.trial_id,

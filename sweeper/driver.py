@@ -25,7 +25,7 @@ from results.store import StoreWriter
 from sweeper import interrupts
 from sweeper import ray_backend as backend
 from sweeper.errors import SweeperError, SweepFailed, SweepNotFound
-from sweeper.payloads import payload, prepare_synthetic, search_base
+from sweeper.payloads import origin_payloads, payload, prepare_synthetic, search_base
 from sweeper.plan import StagePlan, SweepPlan
 from sweeper.plan_io import load_plan, save_plan
 from sweeper.pretrain_cache import use_cache
@@ -238,6 +238,8 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo)
             }
             for t in trials
         ]
+        if stage.name == "screen":
+            payloads += origin_payloads(payloads, [t.start for t in trials])
         if stage.name == "pretrain":
             # Jobs this sweep already has (a resume) are not copied from the cache again.
             done = done_trials(writer)

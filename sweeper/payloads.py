@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from results.best import ORIGIN_SUFFIX
 from results.store import StoreWriter
 from sweeper.errors import SweeperError
 from sweeper.plan import START_CHECKPOINT, StagePlan, SweepPlan, TrialPlan
@@ -64,6 +65,26 @@ def payload(
 
 
 _SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+ORIGIN = {"shrink": 1.0, "perturb_sigma": 0.0}  # the identity: the unperturbed start
+
+
+def origin_payloads(screen: list[dict[str, Any]], starts: list[str | None]) -> list[dict[str, Any]]:
+    """One extra screen trial per start model that evaluates it unperturbed (lambda 1,
+    sigma 0): the poisoned model a D.13 cleaning's relative change is measured from
+    (`results.best.screen_origins`). It is never a candidate of the screen's pick."""
+    from sweeper.plan import apply_params
+
+    out = []
+    for start in dict.fromkeys(starts):
+        base = next(p for p, s in zip(screen, starts, strict=True) if s == start)
+        tid = f"screen-{start or 'ckpt'}{ORIGIN_SUFFIX}"
+        config = apply_params(base["config"], ORIGIN)
+        config["checkpoint_dir"] = str(Path(base["config"]["checkpoint_dir"]).parent / tid)
+        config["save"] = "none"
+        out.append({**base, "trial_id": tid, "params": dict(ORIGIN), "config": config})
+    return out
 
 
 def sha256_of(path: str) -> str | None:

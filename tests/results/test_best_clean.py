@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pytest
 
@@ -83,3 +85,34 @@ def test_bad_requests(paper_store) -> None:
         best_clean(t.drop_columns(["asr"]))
     with pytest.raises(AnalysisError, match="pyarrow Table or pandas DataFrame"):
         best_clean([1, 2, 3])
+
+
+def test_shrink_perturb_relative_change_is_from_the_poisoned_origin(
+    make_trajectory: Any,
+) -> None:
+    import pyarrow as pa
+
+    from results.best import best_clean
+
+    # The screen evaluated the poisoned model unperturbed (50 / 99) and picked a perturbed
+    # one (30 / 10) that cleaning starts from; cleaning reaches 40 at ASR 2.
+    origin = make_trajectory("screen-mmcl-origin", [50.0], [99.0], stage="screen")
+    picked = make_trajectory("screen-mmcl-x", [30.0], [10.0], stage="screen")
+    clean = make_trajectory("clean-mmcl-lr", [30.0, 35.0, 40.0], [10.0, 6.0, 2.0], shrink=0.4)
+    # Clean rows first: from_pylist takes its columns from the first row.
+    rows = [dict(r, sweep_id="s") for r in clean + origin + picked]
+    (b,) = best_clean(pa.Table.from_pylist(rows))
+    assert b.best is not None and b.best.clean_acc == 40.0
+    assert b.start is not None and b.start.clean_acc == 30.0  # the perturbed start
+    assert b.origin is not None and (b.origin.clean_acc, b.origin.asr) == (50.0, 99.0)
+    assert b.relative_change == pytest.approx((40.0 - 50.0) / 50.0)  # not (40 - 30) / 30
+
+
+def test_without_shrink_perturb_there_is_no_origin(make_trajectory: Any) -> None:
+    import pyarrow as pa
+
+    from results.best import best_clean
+
+    rows = [dict(r, sweep_id="s") for r in make_trajectory("clean-a", [30.0, 33.0], [90.0, 1.0])]
+    (b,) = best_clean(pa.Table.from_pylist(rows))
+    assert b.origin is None and b.relative_change == pytest.approx(0.1)

@@ -68,10 +68,11 @@ def test_sweep_path_out_and_group_by(main, paper_store: Path, tmp_path: Path, ca
 def test_errors_exit_2_with_the_path(main, tmp_path: Path, capsys) -> None:
     assert main(["report", "x", "--store", str(tmp_path / "none")]) == 2
     assert "store directory" in capsys.readouterr().err
+    # A sweep that has written no rows yet is not an error: its report says so
+    # (tests/sweeper/test_every_moment.py); a broken part is.
     StoreWriter(tmp_path, "empty")
-    assert main(["report", "empty", "--store", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("sweeper report: error: ") and "empty/epochs has no part files" in err
+    assert main(["report", "empty", "--store", str(tmp_path)]) == 0
+    capsys.readouterr()
     w = StoreWriter(tmp_path, "broken")
     pq.write_table(
         pa.table(
