@@ -27,18 +27,21 @@ from pydantic import (
 from sweeper import registry
 from sweeper.errors import SpecError
 from sweeper.overrides import apply_overrides, deep_merge, read_yaml_mapping
-from sweeper.spec_errors import Problem, spec_error, validation_problems
+from sweeper.spec_errors import Problem, format_loc, shown, spec_error, validation_problems
+from sweeper.spec_numbers import number_problems
 from sweeper.spec_rules import check_spec
 from trainers.config import PoisonKind
 
 Objective = Literal["mmcl", "mmcl_ssl"]
+DEFAULT_MAX_TRIALS = 100_000
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 def _known_param(name: str) -> str:
     if name not in registry.PARAMS:
         raise ValueError(
-            f"unknown parameter {name!r} (known: {', '.join(registry.PARAMS)}; see `sweeper ls params`)"
+            f"unknown parameter {shown(name)} (known: {', '.join(registry.listed_params())}; "
+            "see `sweeper ls params`)"
         )
     return name
 
@@ -46,14 +49,14 @@ def _known_param(name: str) -> str:
 def _screen_param(name: str) -> str:
     if name not in registry.SCREEN_PARAMS:
         raise ValueError(
-            f"a screen sweeps only {', '.join(sorted(registry.SCREEN_PARAMS))}, not {name!r}"
+            f"a screen sweeps only {', '.join(sorted(registry.SCREEN_PARAMS))}, not {shown(name)}"
         )
     return name
 
 
 def _known_method(name: str) -> str:
     if name not in registry.METHODS:
-        raise ValueError(f"unknown method {name!r} (known: {', '.join(registry.METHODS)})")
+        raise ValueError(f"unknown method {shown(name)} (known: {', '.join(registry.METHODS)})")
     return name
 
 
@@ -256,6 +259,9 @@ class SweepSpec(_Frozen):
     screen: ScreenSpec | None = None
     clean: CleanSpec | None = None
     max_failures: int = Field(default=1, ge=0)
+    # Planning more trials than this is refused before any is expanded: a typo in a grid
+    # (an extra value list, a repeats of 1000) should not start a week of trials.
+    max_trials: int = Field(default=DEFAULT_MAX_TRIALS, gt=0)
     # Write report.html when the sweep ends (the demo's "report" step).
     report: bool = False
 
@@ -288,10 +294,16 @@ def _read(
         except SpecError as err:
             raise SpecError(f"{where}: {err}") from None
     problems = _missing_checkpoint(raw, path)
+    # Booleans and non-finite numbers first: pydantic would take `true` as 1 and 1e400 as inf.
+    numbers = [(format_loc(loc), message) for loc, message in number_problems(SweepSpec, raw)]
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as err:
-        raise spec_error(where, [*validation_problems(err, SweepSpec), *problems]) from None
+        bad = {field for field, _ in numbers}
+        found = [p for p in validation_problems(err, SweepSpec) if p[0] not in bad]
+        raise spec_error(where, [*numbers, *found, *problems]) from None
+    if numbers:
+        raise spec_error(where, [*numbers, *problems])
     if spec.start is not None and spec.start.checkpoint is not None:
         absolute = str((path.parent / spec.start.checkpoint).resolve())
         spec = spec.model_copy(
@@ -352,5 +364,7 @@ def _missing_checkpoint(raw: Mapping[str, Any], path: Path) -> list[Problem]:
     start = raw.get("start")
     ckpt = start.get("checkpoint") if isinstance(start, Mapping) else None
     if isinstance(ckpt, str) and not (path.parent / ckpt).is_file():
-        return [("start.checkpoint", f"no such file {ckpt!r} (paths are relative to this file)")]
+        return [
+            ("start.checkpoint", f"no such file {shown(ckpt)} (paths are relative to this file)")
+        ]
     return []

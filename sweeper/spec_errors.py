@@ -79,8 +79,16 @@ def describe(e: Mapping[str, Any], root: type[BaseModel]) -> str:
     else:
         text = e["msg"][:1].lower() + e["msg"][1:]
     if isinstance(value, (int, float, str, bool)) and kind not in ("value_error",):
-        text += f" (got {value!r})"
+        text += f" (got {shown(value)})"
     return text
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value for a message: its repr, cut at `limit` characters (a value may be huge)."""
+    if isinstance(value, (list, dict, tuple, set)):
+        return f"a {type(value).__name__} of {len(value)}"
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
@@ -90,26 +98,27 @@ def allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | Non
         tp = _step(tp, part)
         if tp is None:
             return None
-    model = next((c for c in _candidates(tp) if _is_model(c)), None)
+    model = next((c for c in candidates(tp) if is_model(c)), None)
     return list(model.model_fields) if model is not None else None
 
 
-def _candidates(tp: Any) -> list[Any]:
+def candidates(tp: Any) -> list[Any]:
+    """The types a field annotation accepts (Annotated and unions unwrapped)."""
     origin = get_origin(tp)
     if origin is Annotated:
-        return _candidates(get_args(tp)[0])
+        return candidates(get_args(tp)[0])
     if origin in (Union, types.UnionType):
-        return [c for arg in get_args(tp) for c in _candidates(arg)]
+        return [c for arg in get_args(tp) for c in candidates(arg)]
     return [tp]
 
 
-def _is_model(tp: Any) -> bool:
+def is_model(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
 def _step(tp: Any, part: Any) -> Any:
-    for cand in _candidates(tp):
-        if _is_model(cand) and isinstance(part, str) and part in cand.model_fields:
+    for cand in candidates(tp):
+        if is_model(cand) and isinstance(part, str) and part in cand.model_fields:
             return cand.model_fields[part].annotation
         origin = get_origin(cand)
         if origin in (dict, Mapping):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from sweeper import registry
-from sweeper.spec_errors import Problem
+from sweeper.spec_errors import Problem, shown
 
 if TYPE_CHECKING:
     from sweeper.spec import CleanSpec, PretrainSpec, SweepSpec
@@ -27,7 +28,34 @@ def check_spec(spec: SweepSpec) -> list[Problem]:
         problems += _check_matches(spec.pretrain)
     if spec.profile == "real":
         problems += _check_real_paths(spec)
-    return problems
+    return problems + trial_cap(spec)
+
+
+def trial_cap(spec: SweepSpec) -> list[Problem]:
+    """The trials a spec plans, counted without expanding a grid, against `max_trials`."""
+    starts = len(start_names(spec))
+    counts: dict[str, int] = {}
+    if spec.pretrain is not None:
+        counts["pretrain"] = len(spec.pretrain.jobs)
+    if spec.screen is not None:
+        counts["screen"] = starts * math.prod(len(v) for v in spec.screen.grid.values())
+    if spec.clean is not None and spec.clean.grid is not None:
+        grid = math.prod(len(v) for v in spec.clean.grid.values())
+        counts["clean"] = starts * spec.clean.repeats * grid
+    elif spec.clean is not None and spec.clean.search is not None:
+        counts["clean"] = spec.clean.search.optuna.n_trials
+    total = sum(counts.values())
+    if total <= spec.max_trials:
+        return []
+    stages = ", ".join(f"{name} {n:,}" for name, n in counts.items())
+    return [
+        (
+            "max_trials",
+            f"the search space plans {total:,} trials ({stages}), more than max_trials "
+            f"{spec.max_trials:,}; if that many are meant, raise the cap: `max_trials: {total}` "
+            f"in the file or max_trials={total} on the command line",
+        )
+    ]
 
 
 def _check_clean(spec: SweepSpec, clean: CleanSpec) -> list[Problem]:
@@ -92,7 +120,7 @@ def _check_start(spec: SweepSpec) -> list[Problem]:
     for i, name in enumerate(start.use or []):
         if jobs and name not in jobs:
             problems.append(
-                (f"start.use[{i}]", f"no pretrain job {name!r} (jobs: {', '.join(jobs)})")
+                (f"start.use[{i}]", f"no pretrain job {shown(name)} (jobs: {', '.join(jobs)})")
             )
     if start.use is not None and not start.use:
         problems.append(("start.use", "must not be empty"))
