@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sweeper.plan import SweepPlan, load_spec, plan_sweep
+from sweeper.rescaled import rescaled_lines
 from sweeper.spec import SweepSpec
 
 
@@ -82,7 +83,12 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.file, args.overrides)
     plan = plan_sweep(spec, spec_path=args.file)
     if args.dry_run:
-        print(json.dumps(summary(plan), indent=2) if args.json else table(plan, spec))
+        overrides = args.overrides
+        print(
+            json.dumps(summary(plan, overrides), indent=2)
+            if args.json
+            else table(plan, spec, overrides)
+        )
         return 0
     from sweeper.driver import launch
 
@@ -98,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
-def summary(plan: SweepPlan) -> dict[str, Any]:
-    """The dry-run JSON: scripts and CI read `sweep`, `paper` and each stage's `trials`."""
+def summary(plan: SweepPlan, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The dry-run JSON: scripts and CI read `sweep`, `paper` and each stage's `trials`
+    (and `rescaled`, when the embedded profile runs an override with another value)."""
     stages = []
     for stage in plan.stages:
         entry: dict[str, Any] = {
@@ -110,10 +117,19 @@ def summary(plan: SweepPlan) -> dict[str, Any]:
         if stage.search is not None:
             entry["search"] = "optuna"
         stages.append(entry)
-    return {"sweep": plan.name, "paper": plan.paper, "profile": plan.profile, "stages": stages}
+    out: dict[str, Any] = {
+        "sweep": plan.name,
+        "paper": plan.paper,
+        "profile": plan.profile,
+        "stages": stages,
+    }
+    rescaled = rescaled_lines(plan, overrides)
+    if rescaled:
+        out["rescaled"] = rescaled
+    return out
 
 
-def table(plan: SweepPlan, spec: SweepSpec) -> str:
+def table(plan: SweepPlan, spec: SweepSpec, overrides: Sequence[str] = ()) -> str:
     lines = [f"sweep {plan.name} (paper {plan.paper or '-'}, profile {plan.profile})"]
     lines.append(f"  {'stage':<10}{'trials':>8}  resources per trial")
     for stage in plan.stages:
@@ -128,4 +144,6 @@ def table(plan: SweepPlan, spec: SweepSpec) -> str:
             f"(embedded.epoch_scale=1 runs them as written), warmup <= "
             f"{emb.max_warmup_fraction:.0%} of a trial's steps; profile=real for the paper's data"
         )
+    # No silent override: each one the embedded profile runs with another value, and how.
+    lines += rescaled_lines(plan, overrides)
     return "\n".join(lines)

@@ -46,6 +46,7 @@ def _params(args: argparse.Namespace, full: bool) -> list[str]:
     return [
         f"{p.name:<16}{(p.path or '(planner)'):<30}{p.description}"
         for p in registry.PARAMS.values()
+        if p.listed
     ]
 
 
@@ -61,19 +62,19 @@ def _models(args: argparse.Namespace, full: bool) -> list[str]:
 
 
 def _spaces(args: argparse.Namespace, full: bool) -> list[str]:
-    from sweeper.cli.validate import describe_plan
-    from sweeper.plan import load_spec, plan_sweep
+    from sweeper.cli.validate import describe_stages
+    from sweeper.plan import check_file
 
     root = spaces_dir(args.dir)
     lines = []
     for path in sorted(root.rglob("*.yaml")):
         rel = path.relative_to(root).as_posix()
         try:
-            plan = plan_sweep(load_spec(path), spec_path=path)
+            spec, stages = check_file(path)
         except SpecError as err:
             lines.append(f"{rel:<40}{'-':<20}invalid: {str(err).splitlines()[0]}")
             continue
-        lines.append(f"{rel:<40}{plan.paper or '-':<20}{describe_plan(plan)}")
+        lines.append(f"{rel:<40}{spec.paper or '-':<20}{describe_stages(stages)}")
     return lines or [f"(no search spaces in {root})"]
 
 

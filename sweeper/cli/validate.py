@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sweeper.cli.launch import intermixed
 from sweeper.errors import SpecError
-from sweeper.plan import SweepPlan, load_spec, plan_sweep
+from sweeper.plan import StagePlan, SweepPlan, check_file
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # A FILE and a key=value override are told apart by the "=" (unless such a file exists).
     items = list(args.items)
-    overrides = [a for a in items if "=" in a and not Path(a).exists()]
+    overrides = [a for a in items if "=" in a and not _is_file(a)]
     files = [a for a in items if a not in overrides]
     if not files:
         print("sweeper validate: no FILE given", file=sys.stderr)
@@ -43,18 +44,27 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for name in files:
         try:
-            plan = plan_sweep(load_spec(name, overrides), spec_path=name)
+            _, stages = check_file(name, overrides)
         except SpecError as err:
             failed += 1
             print(f"FAILED {err}", file=sys.stderr)
             continue
-        print(f"ok {name}: {describe_plan(plan)}")
+        print(f"ok {name}: {describe_stages(stages)}")
     return 2 if failed else 0
 
 
 def describe_plan(plan: SweepPlan) -> str:
-    total = sum(s.n_trials for s in plan.stages)
-    parts = [
-        f"{s.name} ({s.n_trials}{' optuna' if s.search is not None else ''})" for s in plan.stages
-    ]
+    return describe_stages(plan.stages)
+
+
+def describe_stages(stages: Sequence[StagePlan]) -> str:
+    total = sum(s.n_trials for s in stages)
+    parts = [f"{s.name} ({s.n_trials}{' optuna' if s.search is not None else ''})" for s in stages]
     return f"{total} trials in stages {', '.join(parts)}"
+
+
+def _is_file(item: str) -> bool:
+    try:
+        return Path(item).exists()
+    except OSError:  # a name too long for a path (an override's value may be long)
+        return False
