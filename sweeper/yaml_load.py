@@ -67,7 +67,7 @@ def _construct_mapping(loader: SpecLoader, node: yaml.MappingNode) -> dict[Any, 
             raise yaml.constructor.ConstructorError(
                 "while reading a mapping",
                 node.start_mark,
-                f"duplicate key {key!r} (the second one would silently replace the first)",
+                f"duplicate key {repr(key)[:60]} (the second one would silently replace the first)",
                 key_node.start_mark,
             )
         seen[key] = loader.construct_object(value_node, deep=True)
