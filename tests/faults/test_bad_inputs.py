@@ -156,15 +156,23 @@ def _drop_pretrain_start_from(checkpoint: str) -> Callable[[Spec], Spec]:
     return make
 
 
-def _text(replace: tuple[str, str] | None = None, text: str | None = None) -> Callable[[Spec], str]:
+def _text(
+    replace: tuple[str, str] | None = None, text: str | None = None, prefix: str = ""
+) -> Callable[[Spec], str]:
     def make(spec: Spec) -> str:
         if text is not None:
             return text
         dumped = yaml.safe_dump(spec, sort_keys=False)
         assert replace is not None and replace[0] in dumped
-        return dumped.replace(*replace)
+        return prefix + dumped.replace(*replace)
 
     return make
+
+
+# Ten levels of ten aliases (10^10 values once expanded), for a case to refer to as *x9.
+_ANCHORS = "".join(
+    f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10) if i else '1.0e-4'}]\n" for i in range(10)
+)
 
 
 SHRINK = {"method": "shrink_perturb", "grid": {"shrink": [0.5, 0], "perturb_sigma": [0.0]}}
@@ -196,6 +204,23 @@ BAD_SPECS = {
     "nothing to run": (lambda s: {"name": "x"}, [], ["nothing to run"]),
     "empty file": (_text(text=""), [], ["the file is empty"]),
     "top level is a list": (_text(text="- name: x\n"), [], ["must be a mapping"]),
+    # Validation with limits (issue "Every fault ends in a true status").
+    "anchor bomb in the grid": (_text(("lr:\n    - 0.0001\n    - 0.001\n", "lr: *x9\n"), prefix=_ANCHORS),
+                                [], ["the YAML document is too large"]),
+    "lr of 1e400 (inf)": (_text(("- 0.001\n", "- 1e400\n")), [],
+                          ["clean.grid.lr[1]: must be a finite number (got inf"]),
+    "lr of 'inf'": (_set("clean.grid.lr", [1e-4, "inf"]), [],
+                    ["clean.grid.lr[1]: must be a finite number (got 'inf')"]),
+    "lr of nan": (_set("clean.grid.lr", [float("nan")]), [],
+                  ["clean.grid.lr[0]: must be a finite number (got nan)"]),
+    "epochs true": (_set("clean.trial.optim.epochs", True), [],
+                    ["clean.trial.optim.epochs: must be a number, not a boolean (got true)"]),
+    "epochs true on the command line": (lambda s: s, ["pretrain.trial.optim.epochs=true"],
+                                        ["pretrain.trial.optim.epochs: must be a number, not a boolean"]),
+    "target label not an eval class": (_set("pretrain.trial.poison.target", "cat"), [],
+                                       ["pretrain.trial.poison.target: target label 'cat' is not a class"]),
+    "more trials than max_trials": (lambda s: s, ["max_trials=2"],
+                                    ["max_trials: the search space plans 3 trials", "max_trials=3"]),
 }  # fmt: skip
 
 
