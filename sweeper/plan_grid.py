@@ -96,7 +96,7 @@ class _Grid:
         self.check = SectionCheck()
         self.groups: dict[tuple[str | None, int | None], _Group] = {}
         self.poisons: dict[tuple[str | None, int], Sets | None] = {}
-        self.slow_checks = 0
+        self.slow_checked: set[tuple[str, ...]] = set()
         self.uncounted = 0
         paths = {name: registry.PARAMS[name].path for name in self.values}
         # The point index of the value that sets each config field a grid parameter sets.
@@ -337,10 +337,15 @@ class _Grid:
         force: bool = False,
     ) -> dict[str, Any] | None:
         """Check one point layer by layer, as the whole-config check blames its problems."""
-        if self.slow_checks >= _MAX_SLOW_CHECKS and not force:
+        # The same values from another start model, or repeated, fail the same way (and the
+        # message, which names the values, would be the same line).
+        values = tuple(v.key for v in point)
+        if values in self.slow_checked and not force:
+            return None
+        if len(self.slow_checked) >= _MAX_SLOW_CHECKS and not force:
             self.uncounted += 1
             return None
-        self.slow_checks += 1
+        self.slow_checked.add(values)
         layers = [*group.layers, *self._layers(start, point)]
         fill = self.p.teacher_fill(self.stage, merge_layers(layers).get("loss", {}))
         if fill is not None:
@@ -350,7 +355,8 @@ class _Grid:
             if isinstance(seed, int) and not isinstance(seed, bool):
                 label = f"{self.stage}.grid (occurrence {occurrence})"
                 layers.append(Layer(label, {"seed": seed + occurrence}))
-        config, _ = self.p.check(layers, {v.name: v.raw for v in point})
+        # A problem of the whole group (`force`) is no one trial's: its message names none.
+        config, _ = self.p.check(layers, {} if force else {v.name: v.raw for v in point})
         return config
 
     def _layers(self, start: str | None, point: tuple[GridValue, ...]) -> list[Layer]:
