@@ -8,12 +8,14 @@ import ast
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sweeper import registry
 from sweeper.cli import main
 from sweeper.eval_classes import SYNTHETIC_CLASSES
+from sweeper.overrides import merge_layers
 from sweeper.plan import apply_params, plan_file
 
 GOOD = """\
@@ -406,3 +408,72 @@ def test_test_hooks_are_not_listed_but_still_usable(
     bad = write(tmp_path, GOOD.replace("{lr: [1e-5, 2e-5]}", "{learning_rate: [1]}"), "bad.yaml")
     code, _, err = run_cli(["validate", str(bad)], capsys)
     assert code == 2 and "unknown parameter 'learning_rate'" in err and "fail_at_epoch" not in err
+
+
+# ---- the linear planner plans what a trial-by-trial check plans ----------------------------
+
+POOL: dict[str, list[object]] = {
+    "lr": [1e-5, 3e-4, 1, 2e-3],
+    "epochs": [1, 3, 8, 20, 0],
+    "warmup_steps": [0, 5, 50, 10000],
+    "batch_size": [16, 64, 256],
+    "ssl_weight": [0.5, 1],
+    "cluster_weight": [0, 0.5, 2],
+    "cluster_source": ["kmeans", "teacher"],
+    "n_clusters": [5, 1000],
+    "seed": [0, 3],
+    "method": ["cleanclip", "ssl", "deep_cluster", "heavy_reg"],
+    "base_loss": ["mmcl", "mmcl_ssl"],
+    "l2_target": ["zero", "start"],
+}
+
+
+def _reference(planner: Any, trial: Any, method_where: str) -> dict[str, Any]:
+    """One trial's config the slow way: every layer merged and checked as one TrialConfig."""
+    from sweeper.overrides import Layer, nested
+    from sweeper.trial_configs import apply_changes, check_layers, scaling_changes
+
+    layers = planner.start_layers("clean", trial.start, trial.method, method_where)
+    for name, value in trial.params.items():
+        if name == "base_loss":
+            layers.append(Layer(name, {"loss": dict(registry.BASE_LOSSES[value])}))
+        elif registry.PARAMS[name].path is not None:
+            layers.append(Layer(name, nested(str(registry.PARAMS[name].path), value)))
+    fill = planner.teacher_fill("clean", merge_layers(layers).get("loss", {}))
+    if fill is not None:
+        layers.append(planner.teacher_layer(fill))
+    config, problems = check_layers(layers, {})
+    assert config is not None, problems
+    if planner.embedded:
+        apply_changes(config, scaling_changes(config, planner.rules["clean"]))
+    occurrence = int(trial.trial_id.rsplit("-r", 1)[1])
+    config["seed"] += occurrence
+    return config
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_linear_planner_agrees_with_a_trial_by_trial_check(tmp_path: Path, seed: int) -> None:
+    import random
+
+    from sweeper.planner import Planner
+    from sweeper.spec import read_spec_parts
+
+    rnd = random.Random(seed)
+    names = rnd.sample(sorted(POOL), rnd.randint(1, 4))
+    grid = {n: rnd.sample(POOL[n], rnd.randint(1, len(POOL[n]))) for n in names}
+    grid[names[0]] = [*grid[names[0]], grid[names[0]][0]]  # a repeated value
+    text = GOOD.replace("{lr: [1e-5, 2e-5]}", json.dumps(grid))
+    text = text.replace(
+        "trial: {optim: {epochs: 20}}", "trial: {optim: {epochs: 20}, data: {batch_size: 128}}"
+    )
+    overrides = ("profile=real", "real.pretrain_data=/d.tar") if seed % 3 == 0 else ()
+    path = write(tmp_path, text)
+    _, plan = plan_file(path, overrides)
+    spec, _ = read_spec_parts(path, overrides)
+    planner = Planner(spec, path)
+    planner.stages()  # fills the pretrain job configs the layers refer to
+    for trial in plan.stages[-1].trials:
+        where = "clean.method"
+        if "method" in grid:
+            where = f"clean.grid.method[{grid['method'].index(trial.params['method'])}]"
+        assert trial.config == _reference(planner, trial, where), trial.trial_id
