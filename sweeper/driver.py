@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from results.best import DEFAULT_THRESHOLD
 from results.check import check_parts
 from results.errors import DamagedPart, StoreError
 from results.store import StoreWriter
@@ -219,7 +218,7 @@ def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo
 
 def _run_stages(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo) -> int:
     store_root = writer.sweep_dir.parent
-    threshold = float(getattr(plan, "success_asr", DEFAULT_THRESHOLD))
+    threshold = plan.success_asr
     synthetic = prepare_synthetic(plan, store_root)
     starts: dict[str, str] = {}
     screened: dict[str | None, dict[str, Any]] | None = None
@@ -267,7 +266,7 @@ def _finish(plan: SweepPlan, writer: StoreWriter, unsuccessful: dict[str, str]) 
     if plan.report:
         from results.report import write_report
 
-        path, _ = write_report(store_root, [writer.sweep_id])
+        path, _ = write_report(store_root, [writer.sweep_id], threshold=plan.success_asr)
         print(f"report: {path}", flush=True)
     else:
         print(f"report: sweeper report {writer.sweep_id} --store {store_root}", flush=True)

@@ -135,6 +135,7 @@ def _sweep_plan(
         description=spec.description,
         report=spec.report,
         rescaled=planner.rescales.as_dict(),
+        success_asr=spec.success_asr,
     )
 
 

@@ -80,6 +80,7 @@ class SweepPlan:
     # {"clean.trial.optim.epochs": {"written": 3, "runs_as": [1], "rule": "..."}}
     # (see `sweeper.rescaled`).
     rescaled: dict[str, dict[str, Any]] = field(default_factory=dict)
+    success_asr: float = 5.0  # the spec's success threshold (ASR %, at or under)
 
 
 def trial_id(stage: str, start: str | None, params: Mapping[str, Any], occurrence: int) -> str:

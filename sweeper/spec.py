@@ -264,6 +264,9 @@ class SweepSpec(_Frozen):
     max_trials: int = Field(default=DEFAULT_MAX_TRIALS, gt=0)
     # Write report.html when the sweep ends (the demo's "report" step).
     report: bool = False
+    # The success rule's threshold (PAPER_NOTES: a candidate with ASR <= 5% succeeds): the
+    # progress line's best, each Optuna trial's objective and the report use it.
+    success_asr: float = Field(default=5.0, ge=0, le=100)
 
 
 def read_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:

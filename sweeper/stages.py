@@ -92,7 +92,7 @@ def run_search(
         with _stopping(stage.name, events, writer):
             backend.run_optuna(
                 stage.name,
-                {**base, "search": True},
+                {**base, "search": True, "scaling": search.scaling},
                 search.params,
                 n_trials=remaining,
                 seed=search.seed,

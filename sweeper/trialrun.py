@@ -55,7 +55,7 @@ def run_payload(payload: dict[str, Any], emit: Emit) -> None:
 
     config = payload["config"]
     if payload.get("params") and payload.get("search"):
-        config = apply_params(config, payload["params"])
+        config = apply_params(config, payload["params"], payload.get("scaling"))
     threshold = float(payload.get("success_asr", DEFAULT_THRESHOLD))
     reporter = _Collect(emit, threshold)
     try:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sweeper.plan import SweepPlan, load_spec, plan_sweep
+from sweeper.plan import SweepPlan, plan_file
 from sweeper.rescaled import rescaled_lines
 from sweeper.spec import SweepSpec
 
@@ -80,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print("sweeper launch: --json goes with --dry-run", file=sys.stderr)
         return 2
     # Nothing touches the store before the spec has passed every check.
-    spec = load_spec(args.file, args.overrides)
-    plan = plan_sweep(spec, spec_path=args.file)
+    spec, plan = plan_file(args.file, args.overrides)
     if args.dry_run:
         overrides = args.overrides
         print(
@@ -92,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from sweeper.driver import launch
 
+    # No silent override: each value the embedded profile runs differently is said first.
+    for line in rescaled_lines(plan, args.overrides):
+        print(line, flush=True)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     return int(
         launch(

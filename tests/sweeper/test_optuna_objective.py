@@ -29,3 +29,13 @@ def test_the_threshold_is_the_sweeps() -> None:
 
 def test_only_the_start_reported_is_the_worst_point() -> None:
     assert best_point([rec(0, 80.0, 1.0)]) == NO_POINT == (0.0, 100.0)
+
+
+def test_the_success_threshold_is_a_spec_field(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sweeper.plan import plan_file
+    from tests.sweeper.test_launch import tiny_spec
+
+    _, plan = plan_file(tiny_spec(tmp_path), ["success_asr=7.5"])
+    assert plan.success_asr == 7.5
+    _, default = plan_file(tiny_spec(tmp_path))
+    assert default.success_asr == 5.0
