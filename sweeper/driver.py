@@ -23,7 +23,8 @@ from results.errors import DamagedPart, StoreError
 from results.store import StoreWriter
 from sweeper import interrupts
 from sweeper import ray_backend as backend
-from sweeper.errors import SweeperError, SweepFailed, SweepNotFound
+from sweeper.errors import ClusterError, SweeperError, SweepFailed, SweepNotFound
+from sweeper.events import param_columns
 from sweeper.payloads import origin_payloads, payload, prepare_synthetic, search_base
 from sweeper.plan import StagePlan, SweepPlan
 from sweeper.plan_io import load_plan, save_plan
@@ -60,7 +61,8 @@ def launch(
     # Absolute: Ray Tune runs each trial in its own working directory.
     store = Path(store).resolve()
     with interrupts.catching(), _cluster(plan, address, dashboard_host) as info:
-        writer = StoreWriter(store, new_sweep_id(plan.name))
+        # Every p_ column declared up front: one schema for all of the sweep's parts.
+        writer = StoreWriter(store, new_sweep_id(plan.name), params=param_columns(plan))
         writer.write_spec(plan.spec_text)
         _save_plan(writer, plan)
         print(f"sweep: {writer.sweep_id}", flush=True)
@@ -87,7 +89,7 @@ def resume(
             f"or restore them, then resume. `sweeper check {sweep_dir}` lists them again"
         )
     plan = load_plan(sweep_dir / "plan.json")
-    writer = StoreWriter(sweep_dir.parent, sweep_dir.name)
+    writer = StoreWriter(sweep_dir.parent, sweep_dir.name, params=param_columns(plan))
     left = _left_to_run(plan, writer)
     if not left:
         print(f"sweep {writer.sweep_id} is finished: nothing to resume", flush=True)
@@ -132,6 +134,30 @@ def _cluster(
     finally:
         if info.started_here:
             backend.shutdown()
+
+
+def check_feasible(plan: SweepPlan, address: str | None) -> str | None:
+    """What `--dry-run` checks of the cluster: every stage's request against the nodes of a
+    reachable `address` (joined for the check, then left): a ClusterError naming every
+    infeasible stage. Without a reachable cluster the check runs against this machine, which
+    a local launch would use, and comes back as a warning (a plan may be meant for a cluster
+    this machine cannot see)."""
+    if address:
+        try:
+            backend.probe_address(address)
+        except ClusterError as err:
+            return f"resources not checked: {err}"
+        info = backend.connect(address)
+        try:
+            _check_stages(plan, info)
+        finally:
+            backend.shutdown()
+        return None
+    try:
+        _check_stages(plan, backend.local_machine())
+    except ClusterError as err:
+        return f"a local launch on this machine would refuse it: {err}"
+    return None
 
 
 def _check_stages(plan: SweepPlan, info: backend.ClusterInfo) -> None:

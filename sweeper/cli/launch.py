@@ -81,7 +81,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # Nothing touches the store before the spec has passed every check.
     spec, plan = plan_file(args.file, args.overrides)
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
     if args.dry_run:
+        from sweeper.driver import check_feasible
+
+        # A stage no node of the cluster can hold: an error for a reachable --address, a
+        # warning for this machine (the plan may be meant for a cluster).
+        warning = check_feasible(plan, address)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         overrides = args.overrides
         print(
             json.dumps(summary(plan, overrides), indent=2)
@@ -94,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
     # No silent override: each value the embedded profile runs differently is said first.
     for line in rescaled_lines(plan, args.overrides):
         print(line, flush=True)
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
     return int(
         launch(
             plan,

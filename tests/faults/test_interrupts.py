@@ -230,6 +230,10 @@ def test_infeasible_stages_are_refused_together_before_ray_starts(tmp_path: Path
     assert "2 stage(s) ask for more" in r.stderr, r.stderr
     assert "'pretrain'" in r.stderr and "'clean'" in r.stderr, r.stderr
     assert "dashboard:" not in r.stdout and not (tmp_path / "s").exists()
+    # --dry-run names the same, as a warning: the plan may be meant for a bigger cluster.
+    r = _cli("launch", str(spec), "--dry-run")
+    assert r.returncode == 0, r
+    assert "warning: a local launch on this machine would refuse it: 2 stage(s)" in r.stderr
 
 
 # ------------------------------------------------------------- errors a retry cannot fix

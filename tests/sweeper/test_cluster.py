@@ -73,8 +73,14 @@ def test_a_request_no_node_can_host_fails_before_launch(
     rc = main(["launch", str(spec), "--store", str(store), "--address", two_gpu_nodes.address])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "no node" in err and "embedded.resources" in err
+    # Every stage that cannot fit is named at once, with the field to lower.
+    assert "2 stage(s) ask for more than any node" in err and "embedded.resources" in err, err
+    assert "'pretrain'" in err and "'clean'" in err
     assert not store.exists()  # nothing written
+    # --dry-run checks the same against the cluster it names.
+    argv = ["launch", str(spec), "--dry-run", "--address", two_gpu_nodes.address]
+    assert main(argv) == 2
+    assert "2 stage(s) ask for more than any node" in capsys.readouterr().err
 
 
 def _wait_for(pred, timeout: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -30,11 +31,15 @@ ray_backend.shutdown()
 """
 
 
+TOKEN = secrets.token_hex(32)  # the head's, handed to drivers that should get in
+
+
 @pytest.fixture(scope="module")
 def head() -> Iterator[tuple[subprocess.Popen[str], str]]:
     proc = subprocess.Popen(
         [sys.executable, "-c", HEAD],
         cwd=ROOT,
+        env={**os.environ, "RAY_AUTH_TOKEN": TOKEN},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
