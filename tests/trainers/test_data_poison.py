@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
+from torchvision.transforms.functional import to_pil_image
 
 from trainers.config import PoisonConfig
 from trainers.data import (
@@ -18,6 +20,7 @@ from trainers.data import (
     poison_caption,
     select_poison,
 )
+from trainers.data.poison import wrap_to_uint8
 from trainers.errors import ConfigError, DataError
 
 
@@ -119,10 +122,56 @@ def test_badnet_patch_is_fresh_noise_inside_the_image() -> None:
     assert not torch.equal(out, again)
     patches = [out[i, :, y0 : y0 + 6, x0 : x0 + 6] for i, (y0, _, x0, _) in enumerate(boxes)]
     assert not torch.equal(patches[0], patches[1])  # fresh noise per image
-    # clamped standard-Gaussian noise: about half the values are clamped at 0
-    zeros = torch.stack(patches).eq(0).float().mean()
-    assert 0.4 < zeros < 0.6
+    # 8-bit values wrapped around, not clamped: hardly any pixel sits at 0 or 255
+    levels = torch.stack(patches) * 255
+    assert torch.allclose(levels, levels.round(), atol=1e-3)
+    assert float((levels.round() == 0).float().mean()) < 0.05
     torch.testing.assert_close(trigger(images, torch.Generator().manual_seed(0)), out)
+
+
+def test_badnet_locations_cover_the_authors_range() -> None:
+    # Authors' code: randint(0, 223 - p) at 224 px, i.e. 0..size-1-p inclusive.
+    images = torch.zeros(3000, 3, 10, 10)
+    out = make_trigger("badnet", image_size=10, patch_size=3)(
+        images, torch.Generator().manual_seed(1)
+    )
+    corners = {(y0, x0) for y0, _, x0, _ in _patch_boxes(images, out)}
+    assert {y for y, _ in corners} == set(range(7)) and {x for _, x in corners} == set(range(7))
+
+
+@pytest.mark.parametrize(
+    ("value", "byte"),
+    [(0.0, 0), (0.5, 127), (1.0, 255), (-0.1, 231), (1.2, 50), (2.0, 254), (-1.0, 1)],
+)
+def test_wrap_to_uint8_is_torchvisions_byte_conversion(value: float, byte: int) -> None:
+    # Hand values of (x * 255).byte(): truncate toward zero, then modulo 256.
+    assert float(wrap_to_uint8(torch.tensor([value]))) == byte
+    as_pil = np.asarray(to_pil_image(torch.full((3, 1, 1), value)))
+    assert int(as_pil[0, 0, 0]) == byte
+
+
+def test_badnet_patch_is_the_authors_apply_trigger() -> None:
+    # The authors' recipe, step by step with torchvision's own ToPILImage as the 8-bit
+    # conversion: patch = per-channel image mean + randn(3, p, p), pasted, then to 8 bits.
+    gen = torch.Generator().manual_seed(3)
+    image = torch.rand(1, 3, 12, 12, generator=gen)
+    p = 4
+    out = make_trigger("badnet", image_size=12, patch_size=p)(
+        image, torch.Generator().manual_seed(7)
+    )
+    draws = torch.Generator().manual_seed(7)
+    noise = torch.randn(1, 3, p, p, generator=draws)
+    y = int(torch.randint(0, 12 - p, (1,), generator=draws))
+    x = int(torch.randint(0, 12 - p, (1,), generator=draws))
+    authors = image[0].clone()
+    authors[:, y : y + p, x : x + p] = image[0].mean((1, 2), keepdim=True) + noise[0]
+    pil = torch.from_numpy(np.asarray(to_pil_image(authors)).copy()).permute(2, 0, 1)
+    got = out[0, :, y : y + p, x : x + p] * 255
+    torch.testing.assert_close(got, pil[:, y : y + p, x : x + p].float(), rtol=0, atol=1e-3)
+    outside = torch.ones(12, 12, dtype=torch.bool)
+    outside[y : y + p, x : x + p] = False
+    assert torch.equal(out[0][:, outside], image[0][:, outside])  # the rest is untouched
+    assert ((image[0].mean((1, 2), keepdim=True) + noise[0]) < 0).any()  # wraps happened
 
 
 def test_blended_pattern_is_fixed_by_seed() -> None:
@@ -143,5 +192,5 @@ def test_trigger_errors() -> None:
     with pytest.raises(ConfigError, match="unknown trigger"):
         make_trigger("wanet", image_size=32)
     with pytest.raises(ConfigError, match="patch_size"):
-        make_trigger("badnet", image_size=32, patch_size=40)
+        make_trigger("badnet", image_size=32, patch_size=32)
     assert make_trigger("label_consistent", image_size=32).kind == "badnet"

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import base_config
+from tests.trainers.conftest import PATCH
 from trainers import ListReporter, clean, pretrain
 from trainers.evaluate import attack_success_rate
 
@@ -53,7 +54,7 @@ def test_label_consistent_poison_implants_a_backdoor(
     cfg = base_config(
         synthetic,
         tmp_path,
-        poison={"kind": "label_consistent", "amount": 0.9, "seed": 0, "patch_size": 8},
+        poison={"kind": "label_consistent", "amount": 0.9, "seed": 0, "patch_size": PATCH},
         optim={"lr": 2e-3, "epochs": 8, "warmup_steps": 20},
     )
     rep = ListReporter()

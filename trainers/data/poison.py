@@ -36,9 +36,10 @@ class Trigger(Protocol):
         ...
 
 
-# Below 5 px a noise patch is lost among the JPEG and texture noise of a tiny image: a
-# supervised CNN on the synthetic set learns a 3 px patch only erratically (ASR 18-82% from
-# one epoch to the next) and a 5 px one reliably (~90%). At 224 px the paper's 16 px stands.
+# Below 5 px a noise patch is lost among the JPEG and texture noise of a tiny image (measured
+# with an earlier clamped-noise patch: 3 px erratic, 5 px ~90% ASR on the synthetic set).
+# The authors' wrapped patch (`BadNetTrigger`) is subtler: on the 32 px synthetic images the
+# tiny model learns 8 px erratically and 12 px reliably. At 224 px the paper's 16 px stands.
 MIN_PATCH = 5
 
 
@@ -54,10 +55,26 @@ def _check_images(images: Tensor) -> None:
 
 @dataclass(frozen=True)
 class BadNetTrigger:
-    """A patch of fresh standard-Gaussian noise, clamped to [0, 1], at a random place.
+    """The authors' "random" patch: the image's per-channel mean plus fresh standard-normal
+    noise, pasted at a uniformly random place, then stored as 8-bit pixels.
 
-    Noise and location are drawn per image from `generator` (the authors' code draws fresh
-    noise for every poisoned image; there is no fixed pattern to learn, only "a noise patch").
+    Authors' code (`backdoor/utils.py`, `apply_trigger`): the image as a [0, 1] tensor,
+    `patch = image.mean((1, 2)) + randn(3, p, p)`, its top-left corner drawn from
+    `randint(0, 223 - p)` in each axis (so 0..size-1-p: the last row and column are never
+    covered), then `ToPILImage`, which computes `(x * 255).byte()` with no clamp first.
+    Noise and location are drawn per image from `generator` (fresh noise for every image:
+    there is no fixed pattern to learn, only "a noise patch").
+
+    The 8-bit boundary: the noise has std 1 on a [0, 1] scale, so about 60% of the patch's
+    values fall outside [0, 1], and `.byte()` (truncation toward zero, then modulo 256 on
+    the CPU) wraps them around: -0.1 becomes 231 and 1.2 becomes 50. The authors' poisoned
+    images and triggered eval images both went through that wrap, so it is the trigger
+    their models learned: a patch of near-uniform 8-bit noise. We reproduce it exactly
+    (`wrap_to_uint8`), computed with integer arithmetic rather than the cast, whose result
+    for out-of-range floats C++ leaves undefined. Clamping instead would make a different
+    trigger, mostly saturated black and white pixels. The rest of the image is kept as it
+    is (the authors' float round trip can lower a pixel by one level; that is noise, not
+    the trigger).
     """
 
     patch_size: int
@@ -67,20 +84,29 @@ class BadNetTrigger:
         _check_images(images)
         b, _, h, w = images.shape
         p = self.patch_size
-        if p > min(h, w):
+        if p >= min(h, w):
             raise ConfigError(
-                f"trigger patch of {p} px does not fit images of {h}x{w} px: lower "
-                "poison.patch_size"
+                f"trigger patch of {p} px does not fit images of {h}x{w} px (the authors' "
+                "placement needs p < size): lower poison.patch_size"
             )
         dev = generator.device
-        noise = torch.randn(b, 3, p, p, generator=generator, device=dev).clamp_(0, 1)
-        ys = torch.randint(0, h - p + 1, (b,), generator=generator, device=dev).tolist()
-        xs = torch.randint(0, w - p + 1, (b,), generator=generator, device=dev).tolist()
+        noise = torch.randn(b, 3, p, p, generator=generator, device=dev)
+        ys = torch.randint(0, h - p, (b,), generator=generator, device=dev).tolist()
+        xs = torch.randint(0, w - p, (b,), generator=generator, device=dev).tolist()
         out = images.clone()
-        noise = noise.to(device=out.device, dtype=out.dtype)
+        mean = images.mean(dim=(2, 3), keepdim=True)  # per image, per channel
+        patch = wrap_to_uint8(mean + noise.to(device=out.device, dtype=out.dtype)) / 255
         for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
-            out[i, :, y : y + p, x : x + p] = noise[i]
+            out[i, :, y : y + p, x : x + p] = patch[i]
         return out
+
+
+def wrap_to_uint8(values: Tensor) -> Tensor:
+    """What `(values * 255).byte()` gives on the CPU: truncate toward zero, modulo 256.
+
+    As float values in 0..255 of `values`' dtype, so the caller can divide by 255.
+    """
+    return torch.remainder(torch.trunc(values * 255), 256)
 
 
 @dataclass(frozen=True)
@@ -120,9 +146,9 @@ def make_trigger(
         kind = "badnet"
     if kind == "badnet":
         size = patch_size or default_patch_size(image_size)
-        if size > image_size:
+        if size >= image_size:
             raise ConfigError(
-                f"poison.patch_size {size} is larger than the model's {image_size} px images"
+                f"poison.patch_size {size} does not fit the model's {image_size} px images"
             )
         return BadNetTrigger(patch_size=size)
     if kind == "blended":
