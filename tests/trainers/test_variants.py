@@ -11,8 +11,9 @@ import torch
 from trainers import ListReporter, clean, screen
 from trainers.checkpoint import load_checkpoint, load_weights
 from trainers.config import ShrinkPerturbConfig
+from trainers.data.seeding import mix_seed
 from trainers.models import create_model
-from trainers.shrink_perturb import shrink_perturb
+from trainers.shrink_perturb import NOISE_STREAM, shrink_perturb
 
 
 def _clean_cfg(outcome: Any, synthetic: Any, **over: Any) -> dict[str, Any]:
@@ -40,10 +41,12 @@ def test_shrink_perturb_follows_the_formula(poisoned: Any, noise: str) -> None:
     after = _start_model(outcome)
     cfg = ShrinkPerturbConfig(shrink=0.6, perturb_sigma=0.01, noise=noise)
     shrink_perturb(after, cfg, model_name="tiny-rn", seed=7)
+    # The noise is reproducible from its documented seed stream, mix_seed(seed, NOISE_STREAM).
+    noise_seed = mix_seed(7, NOISE_STREAM)
     if noise == "init":
-        fresh, _ = create_model("tiny-rn", seed=7)
+        fresh, _ = create_model("tiny-rn", seed=noise_seed)
         noise_of = dict(fresh.named_parameters())
-    gen = torch.Generator().manual_seed(7)
+    gen = torch.Generator().manual_seed(noise_seed)
     for (name, p0), (_, p1) in zip(
         before.named_parameters(), after.named_parameters(), strict=True
     ):
@@ -52,6 +55,40 @@ def test_shrink_perturb_follows_the_formula(poisoned: Any, noise: str) -> None:
             continue
         n = noise_of[name] if noise == "init" else torch.randn(p0.shape, generator=gen)
         torch.testing.assert_close(p1, 0.6 * p0 + 0.01 * n, rtol=1e-5, atol=1e-6)
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten().double(), b.flatten().double()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a @ b) / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "init"])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_perturbation_is_independent_of_the_models_own_init(noise: str, seed: int) -> None:
+    # Pre-training from scratch initialises with create_model(name, seed=cfg.seed); a clean
+    # trial with the same seed must not draw that same initialisation as its noise.
+    own_init, _ = create_model("tiny-rn", seed=seed)
+    model, _ = create_model("tiny-rn", seed=seed)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    cfg = ShrinkPerturbConfig(shrink=0.5, perturb_sigma=0.1, noise=noise)
+    shrink_perturb(model, cfg, model_name="tiny-rn", seed=seed)
+    init_of = dict(own_init.named_parameters())
+    fresh, _ = create_model("tiny-rn", seed=seed + 1000)  # some other initialisation
+    fresh_of = dict(fresh.named_parameters())
+    checked = 0
+    for name, p in model.named_parameters():
+        if "logit_scale" in name or p.numel() < 1000:
+            continue
+        drawn = (p.detach() - 0.5 * before[name]) / 0.1
+        assert abs(_correlation(drawn, init_of[name].detach())) < 0.1, name
+        if noise == "init":  # a fresh initialisation: that layer's init scale
+            ratio = float(drawn.std() / fresh_of[name].detach().std())
+            assert 0.8 < ratio < 1.25, (name, ratio)
+        else:
+            assert abs(float(drawn.std()) - 1) < 0.1, name
+        checked += 1
+    assert checked >= 5
 
 
 def test_screen_evaluates_the_perturbed_model_only(
