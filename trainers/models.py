@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +35,17 @@ def list_models() -> list[str]:
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """The model's own preprocessing: decode at `image_size` by `resize_mode`, then
+    normalise with `mean` and `std`."""
+
     name: str
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     embed_dim: int
+    # open_clip's resize modes we decode by: "shortest" (shorter side, centre crop; CLIP's
+    # and the authors') or "squash" (both sides to the size; SigLIP's).
+    resize_mode: str = "shortest"
 
 
 def create_model(name: str, *, seed: int | None = None) -> tuple[nn.Module, ModelInfo]:
@@ -62,42 +69,118 @@ def create_model(name: str, *, seed: int | None = None) -> tuple[nn.Module, Mode
     finally:
         root.setLevel(level)
     cfg = open_clip.get_model_config(name)
-    pre = model.visual.preprocess_cfg
+    pre = _preprocess_cfg(name, model)
     size = pre["size"]
     image_size = int(size if isinstance(size, int) else size[0])
+    resize_mode = str(pre.get("resize_mode") or "shortest")
+    if resize_mode not in ("shortest", "squash"):
+        raise ModelError(
+            f"model {name!r} resizes its images by {resize_mode!r}; only 'shortest' and "
+            "'squash' are implemented (trainers.data.transforms.decode_image)"
+        )
     info = ModelInfo(
         name=name,
         image_size=image_size,
         mean=tuple(pre["mean"]),  # type: ignore[arg-type]
         std=tuple(pre["std"]),  # type: ignore[arg-type]
         embed_dim=int(cfg["embed_dim"]),
+        resize_mode=resize_mode,
     )
     return model, info
 
 
+def _preprocess_cfg(name: str, model: nn.Module) -> dict:
+    """The model's preprocessing, with what all its pretrained tags agree on.
+
+    open_clip keeps a model's normalisation with its pretrained tags, not its config, so a
+    model made without a tag (here the weights come from a file) would get OpenAI's mean
+    and std: wrong for SigLIP (0.5 / 0.5, squashed to size).
+    """
+    pre = dict(model.visual.preprocess_cfg)
+    seen = set()
+    for tag in open_clip.list_pretrained_tags_by_model(name):
+        tag_cfg = open_clip.get_pretrained_cfg(name, tag)
+        seen.add(tuple((k, _hashable(tag_cfg[k])) for k in _PRE_KEYS if k in tag_cfg))
+    if len(seen) == 1:
+        pre.update(dict(seen.pop()))
+    return pre
+
+
+_PRE_KEYS = ("mean", "std", "resize_mode")
+
+
+def _hashable(value: object) -> object:
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def normalize(images: torch.Tensor, info: ModelInfo) -> torch.Tensor:
+    """Images in [0, 1] -> the model's input: (x - mean) / std, per channel."""
+    mean = torch.tensor(info.mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(info.std, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
 def get_tokenizer(name: str) -> Callable[[list[str]], torch.Tensor]:
     register_tiny_models()
-    return open_clip.get_tokenizer(name)
+    try:
+        return open_clip.get_tokenizer(name)
+    except ImportError as err:
+        # open_clip's Hugging Face tokenizers (SigLIP's, the deep-clustering teacher's)
+        # import `transformers`, which only the `teacher` extra installs.
+        raise ModelError(
+            f"the tokenizer of model {name!r} needs a package that is not installed "
+            f"({err}): pip install 'sweeper[teacher]'"
+        ) from None
 
 
-def clamp_logit_scale(model: nn.Module, max_scale: float = 100.0) -> None:
-    """The paper clamps the learnable temperature so that exp(logit_scale) <= 100."""
+# The paper clamps the learnable log-temperature after every step: authors' code
+# `clamp(logit_scale, 0, 4.6052)`, i.e. exp(logit_scale) in [1, 100].
+MAX_LOGIT_SCALE = math.log(100)
+
+
+def clamp_logit_scale(model: nn.Module) -> None:
+    """Clamp `model.logit_scale` to [0, ln 100] in place (the authors' [0, 4.6052])."""
     with torch.no_grad():
-        model.logit_scale.clamp_(0, torch.log(torch.tensor(max_scale)).item())
+        model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW parameter groups: no decay on norms, biases, the logit scale and embeddings of
-    size 1 (the paper's rule: decay only weight matrices and convolution kernels)."""
+    """AdamW parameter groups: `weight_decay` on every weight but the parameters of norm
+    layers, biases and the logit scale (and bias), which get none.
+
+    The paper's rule. The authors' code selects by name (`bn`, `ln`, `bias`, `logit_scale`),
+    which also decays what those names miss: the BatchNorm weights inside RN50's
+    `downsample` blocks and a ViT's class embedding. Here norms are found by layer type, so
+    the downsample norms are not decayed (the paper's rule) and the class embedding is (the
+    authors' code and the paper agree there).
+    """
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if p.ndim < 2 or "logit_scale" in name or "bn" in name or "ln" in name:
-            no_decay.append(p)
-        else:
-            decay.append(p)
+    for module in model.modules():
+        is_norm = isinstance(module, _NORMS)
+        for name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad:
+                continue
+            if is_norm or name == "bias" or name in ("logit_scale", "logit_bias"):
+                no_decay.append(p)
+            else:
+                decay.append(p)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def uses_quick_gelu(model: nn.Module) -> bool:
+    """Whether `model` (an open_clip model or a TorchScript CLIP) uses QuickGELU.
+
+    OpenAI's CLIP weights were trained with QuickGELU; open_clip's `RN50` uses GELU and
+    `RN50-quickgelu` QuickGELU, so loading OpenAI's weights into `RN50` runs a different
+    network than the one trained.
+    """
+    return any(
+        type(m).__name__ == "QuickGELU" or getattr(m, "original_name", "") == "QuickGELU"
+        for m in model.modules()
+    )
