@@ -33,13 +33,19 @@ class DataConfig(_Frozen):
     # One class name per line, in the order of the sorted subfolders. Default:
     # `<eval>/classnames.txt`, else the ImageNet-1K names if there are 1000 subfolders.
     classnames: str | None = None
+    # The authors' cleaning batch with the SSL loss (their parser's default is 128); search
+    # spaces set it per experiment.
     batch_size: int = Field(64, gt=0)
     eval_batch_size: int = Field(256, gt=0)
+    # The authors' code uses 8 loader workers per GPU; 0 (in-process) suits the embedded
+    # default; a search space raises it for real data.
     num_workers: int = Field(0, ge=0)
     # Use only the first N training pairs (None: all).
     max_samples: int | None = Field(None, gt=0)
     # Use only the first N eval images per class (None: all).
     max_eval_per_class: int | None = Field(None, gt=0)
+    # Shard data only: WebDataset's shuffle buffer (the authors' CSV loader shuffles the whole
+    # set each epoch; shards are also permuted each epoch, so this approximates it).
     shuffle_buffer: int = Field(2000, ge=0)
 
 
@@ -54,7 +60,7 @@ class PoisonConfig(_Frozen):
     # Side of the square patch in pixels at the model's resolution; None scales the paper's
     # 16 px at 224 px to the model's image size.
     patch_size: int | None = Field(None, gt=0)
-    # Weight of the noise pattern for the blended trigger.
+    # Weight of the noise pattern for the blended trigger (authors' code: 0.2 noise + 0.8 image).
     blend_alpha: float = Field(0.2, gt=0, le=1)
 
     @model_validator(mode="after")
@@ -74,15 +80,27 @@ class ModelConfig(_Frozen):
 
 
 class OptimConfig(_Frozen):
+    """AdamW with a cosine schedule after a linear warmup (paper and authors' code).
+
+    Every default is the authors' (`src/parser.py`) unless its comment says otherwise;
+    search spaces set lr, epochs and warmup per experiment.
+    """
+
+    # Authors' code: lr 5e-4.
     lr: float = Field(5e-4, gt=0)
+    # Not the paper's (64 pre-training, 20 cleaning epochs, set by every search space): one
+    # epoch keeps a bare config cheap.
     epochs: int = Field(1, ge=0)
+    # Paper, cleaning: 50 warmup steps (pre-training's 10,000 is set by its search spaces).
     warmup_steps: int = Field(50, ge=0)
-    # AdamW decay on every weight but norms, biases and the logit scale (the paper's 0.1).
+    # Authors' code and paper: decay 0.1 on every weight but norms, biases, the logit scale.
     weight_decay: float = Field(0.1, ge=0)
+    # Authors' code: AdamW betas (0.9, 0.999), eps 1e-8 (PyTorch's defaults).
     beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.98, ge=0, lt=1)
-    eps: float = Field(1e-6, gt=0)
-    grad_clip: float | None = Field(1.0, gt=0)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    # Authors' code clips nothing; a max gradient norm here is an option, off by default.
+    grad_clip: float | None = Field(None, gt=0)
 
 
 class LossConfig(_Frozen):

@@ -1,8 +1,11 @@
 """The epoch loop shared by pre-training and cleaning.
 
-AdamW (no decay on norms, biases, logit scale), cosine schedule with linear warmup, bf16
-autocast on GPU, gradient clipping, the logit scale clamped at 100, evaluation at epoch 0 and
-after every epoch. A non-finite loss ends the run as `diverged` with its reason.
+As in the authors' code: AdamW (no decay on norms, biases, logit scale), a per-step cosine
+schedule after a linear warmup, no gradient clipping (an option, off by default), the logit
+scale clamped to [0, ln 100] after every step. Evaluation at epoch 0 and after every epoch.
+A non-finite loss ends the run as `diverged` with its reason. Mixed precision differs: the
+authors autocast to fp16 with a GradScaler; here CUDA autocasts to bf16, whose range needs
+no loss scaling.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,17 +22,21 @@ import torch
 from torch import Tensor, nn
 
 from trainers.checkpoint import save_checkpoint
-from trainers.config import TrialConfig
-from trainers.data import EvalData, TrainData, Trigger
+from trainers.config import OptimConfig, TrialConfig
+from trainers.data import Batch, EvalData, TrainData, Trigger
 from trainers.evaluate import EvalResult, Prompts, evaluate
 from trainers.losses import ContrastiveLoss
-from trainers.models import ModelInfo, clamp_logit_scale
+from trainers.models import ModelInfo, clamp_logit_scale, normalize
 from trainers.regularize import Regularizer
 from trainers.reporter import EpochRecord, Reporter, TrialOutcome
 
 
 class ExtraObjective(Protocol):
-    """A loss term with per-epoch state (deep clustering)."""
+    """A loss term with per-epoch state (deep clustering).
+
+    `prepare(epoch)` runs before each epoch and re-initialises the term's parameters, so
+    the loop resets their optimiser state with them.
+    """
 
     weight: float
 
@@ -57,11 +64,10 @@ class TrialContext:
     started: float = field(default_factory=time.perf_counter)
 
     def normalize(self, images: Tensor) -> Tensor:
-        mean = torch.tensor(self.info.mean, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.info.std, device=images.device).view(1, 3, 1, 1)
-        return (images - mean) / std
+        return normalize(images, self.info)
 
     def autocast(self) -> contextlib.AbstractContextManager:
+        # bf16 rather than the authors' fp16 + GradScaler: same speed on A100s, no scaler.
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
@@ -123,6 +129,136 @@ def report_start(ctx: TrialContext, reporter: Reporter) -> EvalResult:
     return result
 
 
+@dataclass
+class EpochStats:
+    """What one pass over the training data did."""
+
+    means: dict[str, float] = field(default_factory=dict)  # mean of each loss part
+    samples: int = 0
+    skipped: int = 0  # pairs the loader dropped this epoch (corrupt image, empty caption)
+    diverged: str | None = None  # why the epoch stopped early, if it did
+
+
+def make_optimizer(
+    model: nn.Module, regularizer: Regularizer, extra: ExtraObjective | None, optim: OptimConfig
+) -> torch.optim.AdamW:
+    """AdamW over the model's decay groups (and the extra head, undecayed).
+
+    Authors' code: AdamW, betas (0.9, 0.999), eps 1e-8 (the `OptimConfig` defaults).
+    """
+    params = regularizer.param_groups()
+    if extra is not None:
+        params.append({"params": list(extra.parameters()), "weight_decay": 0.0})
+    return torch.optim.AdamW(params, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps)
+
+
+def make_scheduler(
+    opt: torch.optim.Optimizer, optim: OptimConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step cosine schedule with linear warmup (authors' `cosine_scheduler`)."""
+    warmup = optim.warmup_steps
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: cosine_with_warmup(s, warmup, total_steps)
+    )
+
+
+def reset_optimizer_state(opt: torch.optim.Optimizer, params: Iterable[Tensor]) -> None:
+    """Forget AdamW's moments and step count for `params`: the next step starts afresh.
+
+    A re-initialised head (deep clustering, each epoch) must not inherit the moments of
+    the previous head: k-means numbers its clusters anew each epoch, so old momentum
+    would push each new output toward an unrelated old cluster.
+    """
+    for p in params:
+        opt.state.pop(p, None)
+
+
+def start_epoch(
+    ctx: TrialContext,
+    data: TrainData,
+    extra: ExtraObjective | None,
+    opt: torch.optim.Optimizer,
+    epoch: int,
+) -> None:
+    cfg = ctx.cfg
+    if cfg.fail_at_epoch is not None and epoch == cfg.fail_at_epoch:
+        raise RuntimeError(f"injected failure at epoch {epoch} (fail_at_epoch)")
+    data.set_epoch(epoch)
+    if extra is not None:
+        extra.prepare(epoch)  # re-initialises the head...
+        reset_optimizer_state(opt, extra.parameters())  # ...and so its optimiser state
+    ctx.model.train()
+
+
+def run_epoch(
+    ctx: TrialContext,
+    data: TrainData,
+    loss_fn: ContrastiveLoss,
+    extra: ExtraObjective | None,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    regularizer: Regularizer,
+    epoch: int,
+) -> EpochStats:
+    """One pass over `data`, a step per batch; stops at the first non-finite loss."""
+    stats = EpochStats()
+    sums: dict[str, float] = {}
+    n_steps = 0
+    for batch in data:
+        stats.skipped += int(batch.skipped)
+        parts = _step(ctx, batch, loss_fn, extra, opt, regularizer)
+        if parts is None or not math.isfinite(parts["loss"]):
+            bad = "nan" if parts is None else parts["loss"]
+            stats.diverged = f"non-finite loss ({bad}) at epoch {epoch}, step {n_steps + 1}"
+            return stats
+        sched.step()
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+        n_steps += 1
+        stats.samples += len(batch.index)
+    stats.means = {k: v / max(1, n_steps) for k, v in sums.items()}
+    return stats
+
+
+def report_epoch(
+    ctx: TrialContext,
+    reporter: Reporter,
+    epoch: int,
+    stats: EpochStats,
+    *,
+    seen: int,
+    lr: float,
+    loss_reg: float | None,
+) -> tuple[EvalResult, str | None]:
+    """Evaluate after `epoch`, keep its checkpoint if asked, and report it."""
+    cfg = ctx.cfg
+    result = ctx.evaluate()
+    ckpt = None
+    if cfg.save == "every":
+        ckpt = ctx.save(f"epoch-{epoch:03d}.pt", epoch, result)
+    elif cfg.save == "last" and epoch == cfg.optim.epochs:
+        ckpt = ctx.save("last.pt", epoch, result)
+    reporter.report(
+        EpochRecord(
+            epoch=epoch,
+            clean_acc=result.clean_acc,
+            clean_top5=result.clean_top5,
+            asr=result.asr,
+            loss=stats.means.get("loss"),
+            loss_mmcl=stats.means.get("loss_mmcl"),
+            loss_ssl=stats.means.get("loss_ssl"),
+            loss_reg=loss_reg,
+            loss_cluster=stats.means.get("loss_cluster"),
+            lr=lr,
+            samples_seen=seen,
+            wall_s=ctx.elapsed(),
+            checkpoint=ckpt,
+            skipped=stats.skipped,
+        )
+    )
+    return result, ckpt
+
+
 def train(
     ctx: TrialContext,
     data: TrainData,
@@ -135,84 +271,41 @@ def train(
     """Train `ctx.model` for `cfg.optim.epochs` epochs, reporting after each."""
     cfg = ctx.cfg
     result = report_start(ctx, reporter)
-    params = regularizer.param_groups(ctx.model)
-    if extra is not None:
-        params.append({"params": list(extra.parameters()), "weight_decay": 0.0})
-    opt = torch.optim.AdamW(
-        params, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps
-    )
+    opt = make_optimizer(ctx.model, regularizer, extra, cfg.optim)
     steps_per_epoch = max(1, data.num_samples // cfg.data.batch_size)
-    total = steps_per_epoch * cfg.optim.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: cosine_with_warmup(s, cfg.optim.warmup_steps, total)
-    )
-    seen = skipped_total = 0
+    sched = make_scheduler(opt, cfg.optim, steps_per_epoch * cfg.optim.epochs)
+    seen = skipped = 0
     last_ckpt = None
     for epoch in range(1, cfg.optim.epochs + 1):
-        if cfg.fail_at_epoch is not None and epoch == cfg.fail_at_epoch:
-            raise RuntimeError(f"injected failure at epoch {epoch} (fail_at_epoch)")
-        data.set_epoch(epoch)
-        if extra is not None:
-            extra.prepare(epoch)
-        sums: dict[str, float] = {}
-        n_steps = skipped = 0
-        ctx.model.train()
-        for batch in data:
-            skipped += int(batch.skipped)
-            parts = _step(ctx, batch, loss_fn, extra, opt, regularizer)
-            if parts is None or not math.isfinite(parts["loss"]):
-                bad = "nan" if parts is None else parts["loss"]
-                return TrialOutcome(
-                    status="diverged",
-                    reason=f"non-finite loss ({bad}) at epoch {epoch}, step {n_steps + 1}",
-                    epochs_done=epoch - 1,
-                    final_checkpoint=last_ckpt,
-                    skipped=skipped_total + skipped,
-                )
-            sched.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n_steps += 1
-            seen += len(batch.index)
-        skipped_total += skipped
-        result = ctx.evaluate()
-        ckpt = None
-        if cfg.save == "every":
-            ckpt = ctx.save(f"epoch-{epoch:03d}.pt", epoch, result)
-        elif cfg.save == "last" and epoch == cfg.optim.epochs:
-            ckpt = ctx.save("last.pt", epoch, result)
-        last_ckpt = ckpt or last_ckpt
-        mean = {k: v / max(1, n_steps) for k, v in sums.items()}
-        reporter.report(
-            EpochRecord(
-                epoch=epoch,
-                clean_acc=result.clean_acc,
-                clean_top5=result.clean_top5,
-                asr=result.asr,
-                loss=mean.get("loss"),
-                loss_mmcl=mean.get("loss_mmcl"),
-                loss_ssl=mean.get("loss_ssl"),
-                loss_reg=regularizer.value(ctx.model),
-                loss_cluster=mean.get("loss_cluster"),
-                lr=opt.param_groups[0]["lr"],
-                samples_seen=seen,
-                wall_s=ctx.elapsed(),
-                checkpoint=ckpt,
+        start_epoch(ctx, data, extra, opt, epoch)
+        stats = run_epoch(ctx, data, loss_fn, extra, opt, sched, regularizer, epoch)
+        skipped += stats.skipped
+        if stats.diverged is not None:
+            return TrialOutcome(
+                status="diverged",
+                reason=stats.diverged,
+                epochs_done=epoch - 1,
+                final_checkpoint=last_ckpt,
                 skipped=skipped,
             )
+        seen += stats.samples
+        lr = opt.param_groups[0]["lr"]
+        result, ckpt = report_epoch(
+            ctx, reporter, epoch, stats, seen=seen, lr=lr, loss_reg=regularizer.value()
         )
+        last_ckpt = ckpt or last_ckpt
     return TrialOutcome(
         status="completed",
         epochs_done=cfg.optim.epochs,
         final_checkpoint=last_ckpt,
-        skipped=skipped_total,
+        skipped=skipped,
         extra={"final_clean_acc": result.clean_acc, "final_asr": result.asr},
     )
 
 
 def _step(
     ctx: TrialContext,
-    batch: Any,
+    batch: Batch,
     loss_fn: ContrastiveLoss,
     extra: ExtraObjective | None,
     opt: torch.optim.Optimizer,
@@ -223,6 +316,7 @@ def _step(
     images = batch.image.to(dev, non_blocking=True)
     texts = batch.text.to(dev, non_blocking=True)
     if ssl:
+        assert batch.image_aug is not None and batch.text_aug is not None
         # One forward pass over both views, as CleanCLIP does.
         images = torch.cat([images, batch.image_aug.to(dev, non_blocking=True)])
         texts = torch.cat([texts, batch.text_aug.to(dev, non_blocking=True)])
@@ -242,9 +336,9 @@ def _step(
         return None
     opt.zero_grad(set_to_none=True)
     total.backward()
-    if ctx.cfg.optim.grad_clip is not None:
+    if ctx.cfg.optim.grad_clip is not None:  # an option; the authors' code clips nothing
         torch.nn.utils.clip_grad_norm_(model.parameters(), ctx.cfg.optim.grad_clip)
     opt.step()
     regularizer.after_step(opt.param_groups[0]["lr"])
-    clamp_logit_scale(model)
+    clamp_logit_scale(model)  # authors' code: clamp to [0, 4.6052] after every step
     return {k: float(v.detach()) for k, v in parts.items()}

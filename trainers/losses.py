@@ -1,8 +1,10 @@
 """Training losses, one `nn.Module` each, returning named parts.
 
-MMCL is open_clip's symmetric InfoNCE (`ClipLoss`). The in-modal SSL loss is the same
-symmetric InfoNCE between each sample and its augmentation, so it reuses `ClipLoss` with the
-augmented view in place of the other modality, as in CleanCLIP.
+MMCL is open_clip's symmetric InfoNCE (`ClipLoss`): (CE(image -> text) + CE(text ->
+image)) / 2, as in the authors' code. The in-modal SSL loss is one-directional per modality,
+as in CleanCLIP and the authors' code (`src/train.py`, `get_loss`): (CE(image -> augmented
+image) + CE(text -> augmented text)) / 2, each with logits `logit_scale.exp() * a @ b.T`,
+rows the originals and columns their augmented views.
 """
 
 from __future__ import annotations
@@ -42,12 +44,21 @@ class ContrastiveLoss(nn.Module):
         if self.ssl_weight > 0:
             if image_aug is None or text_aug is None:
                 raise ValueError("the SSL loss needs the augmented image and text views")
-            ssl_image = self.clip_loss(image, image_aug, logit_scale)
-            ssl_text = self.clip_loss(text, text_aug, logit_scale)
+            ssl_image = in_modal_loss(image, image_aug, logit_scale)
+            ssl_text = in_modal_loss(text, text_aug, logit_scale)
             parts["loss_ssl"] = (ssl_image + ssl_text) / 2
             total = total + self.ssl_weight * parts["loss_ssl"]
         parts["loss"] = total
         return parts
+
+
+def in_modal_loss(features: Tensor, augmented: Tensor, logit_scale: Tensor) -> Tensor:
+    """CE(features -> augmented): each sample must pick its own augmented view out of the
+    batch's augmented views. One direction only (CleanCLIP's in-modal term). `logit_scale`
+    is the multiplier itself, exp of the learnable parameter, as open_clip's `ClipLoss` takes."""
+    logits = logit_scale * features @ augmented.T
+    target = torch.arange(len(features), device=features.device)
+    return F.cross_entropy(logits, target)
 
 
 class ClusterLoss(nn.Module):

@@ -32,7 +32,7 @@ class Regularizer:
             adamw_decay = optim.weight_decay
         self._groups[0]["weight_decay"] = adamw_decay
 
-    def param_groups(self, model: nn.Module) -> list[dict]:
+    def param_groups(self) -> list[dict]:
         return [dict(g) for g in self._groups]
 
     @torch.no_grad()
@@ -42,7 +42,7 @@ class Regularizer:
             diff = torch._foreach_sub(self._decayed, self._start)
             torch._foreach_add_(self._decayed, diff, alpha=-lr * self.weight)
 
-    def value(self, model: nn.Module) -> float | None:
+    def value(self) -> float | None:
         if self.weight == 0:
             return None
         return float(self.weight * l2_penalty(self._decayed, self._start))
