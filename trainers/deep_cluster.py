@@ -8,24 +8,25 @@ predictions over the eval class names (the paper's SigLIP "upper bound"), comput
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers.checkpoint import load_checkpoint, load_weights
-from trainers.data import TrainData
+from trainers.data import TrainData, build_train_data
 from trainers.errors import ConfigError
 from trainers.evaluate import Prompts, class_embeddings
 from trainers.losses import ClusterLoss
-from trainers.models import create_model, get_tokenizer
+from trainers.models import ModelInfo, create_model, get_tokenizer, normalize
 
 if TYPE_CHECKING:
     from trainers.loop import TrialContext
+
+Tokenizer = Callable[[list[str]], Tensor]
 
 
 class DeepClusterObjective:
@@ -46,7 +47,6 @@ class DeepClusterObjective:
         self.loss = ClusterLoss(ctx.info.embed_dim, self.n_classes).to(ctx.device)
         self.labels: Tensor | None = None
         self._teacher_labels: Tensor | None = None
-        self.last_inertia: float | None = None
 
     def parameters(self) -> Iterator[nn.Parameter]:
         return self.loss.parameters()
@@ -54,7 +54,7 @@ class DeepClusterObjective:
     def prepare(self, epoch: int) -> None:
         if self.source == "teacher":
             if self._teacher_labels is None:
-                self._teacher_labels = self._teacher_pseudo_labels()
+                self._teacher_labels = teacher_pseudo_labels(self.ctx)
             self.labels = self._teacher_labels
         else:
             self.labels = self._kmeans_labels(epoch)
@@ -64,55 +64,82 @@ class DeepClusterObjective:
         assert self.labels is not None, "prepare() runs before every epoch"
         return self.loss(image_features, self.labels.to(image_features.device)[index])
 
-    @torch.no_grad()
-    def _embed_all(self, model: nn.Module, image_size: int | None = None) -> tuple[Tensor, Tensor]:
-        """Normalised image embeddings of the whole cleaning set, in index order."""
-        ctx = self.ctx
-        was = model.training
-        model.eval()
-        feats, idxs = [], []
-        for batch in self.data:
-            images = batch.image.to(ctx.device)
-            if image_size is not None and images.shape[-1] != image_size:
-                images = F.interpolate(images, size=image_size, mode="bicubic").clamp(0, 1)
-            with ctx.autocast():
-                f = model.encode_image(ctx.normalize(images), normalize=True)
-            feats.append(f.float().cpu())
-            idxs.append(batch.index)
-        model.train(was)
-        return torch.cat(feats), torch.cat(idxs)
-
     def _kmeans_labels(self, epoch: int) -> Tensor:
-        feats, idx = self._embed_all(self.ctx.model)
+        ctx = self.ctx
+        feats, idx = embed_images(ctx.model, self.data, ctx.info, ctx)
         x = np.ascontiguousarray(feats.numpy(), dtype=np.float32)
         km = faiss.Kmeans(
             x.shape[1],
             self.n_classes,
             niter=20,
             spherical=True,
-            seed=self.ctx.cfg.seed * 1000 + epoch,
+            seed=ctx.cfg.seed * 1000 + epoch,
             verbose=False,
         )
         km.train(x)
         _, assign = km.index.search(x, 1)
-        self.last_inertia = float(km.obj[-1]) if len(km.obj) else None
         return _scatter(idx, torch.from_numpy(assign[:, 0]).long())
 
-    def _teacher_pseudo_labels(self) -> Tensor:
-        cfg, ctx = self.ctx.cfg.loss, self.ctx
-        if not cfg.teacher_checkpoint:
-            raise ConfigError("loss.teacher_checkpoint is required for cluster_source 'teacher'")
-        ckpt = load_checkpoint(cfg.teacher_checkpoint)
-        name = cfg.teacher_model or ckpt.model_name or ctx.info.name
-        teacher, info = create_model(name)
-        load_weights(teacher, ckpt, model_name=name)
-        teacher.to(ctx.device)
-        prompts = Prompts.build(get_tokenizer(name), ctx.eval_data.classnames)
-        classifier = class_embeddings(teacher, prompts, ctx.device)
-        feats, idx = self._embed_all(teacher, image_size=info.image_size)
-        preds = (feats.to(ctx.device) @ classifier.float()).argmax(dim=1).cpu()
-        del teacher
-        return _scatter(idx, preds)
+
+@torch.no_grad()
+def embed_images(
+    model: nn.Module, data: TrainData, info: ModelInfo, ctx: TrialContext
+) -> tuple[Tensor, Tensor]:
+    """Normalised image embeddings of `data` (decoded for `model`), in index order.
+
+    `info` is `model`'s own preprocessing: its mean and std normalise the images.
+    """
+    was = model.training
+    model.eval()
+    feats, idxs = [], []
+    for batch in data:
+        images = normalize(batch.image.to(ctx.device), info)
+        with ctx.autocast():
+            f = model.encode_image(images, normalize=True)
+        feats.append(f.float().cpu())
+        idxs.append(batch.index)
+    model.train(was)
+    return torch.cat(feats), torch.cat(idxs)
+
+
+def load_teacher(ctx: TrialContext) -> tuple[nn.Module, ModelInfo, Tokenizer]:
+    """The teacher model named by `loss.teacher_model` (or its checkpoint), on the device."""
+    cfg = ctx.cfg.loss
+    if not cfg.teacher_checkpoint:
+        raise ConfigError("loss.teacher_checkpoint is required for cluster_source 'teacher'")
+    ckpt = load_checkpoint(cfg.teacher_checkpoint)
+    name = cfg.teacher_model or ckpt.model_name or ctx.info.name
+    teacher, info = create_model(name)
+    load_weights(teacher, ckpt, model_name=name)
+    return teacher.to(ctx.device), info, get_tokenizer(name)
+
+
+def teacher_view(ctx: TrialContext, info: ModelInfo, tokenizer: Tokenizer) -> TrainData:
+    """The cleaning set in order, decoded for the teacher: at its image size, by its resize
+    mode (its normalisation is applied by `embed_images`), never the student's."""
+    cfg = ctx.cfg
+    return build_train_data(
+        cfg.data,
+        cfg.poison,
+        image_size=info.image_size,
+        tokenizer=tokenizer,
+        ssl=False,
+        seed=cfg.seed,
+        drop_last=False,
+        shuffle=False,
+        resize_mode=info.resize_mode,
+    )
+
+
+def teacher_pseudo_labels(ctx: TrialContext) -> Tensor:
+    """The teacher's zero-shot predictions over the eval class names, per cleaning pair,
+    with the teacher's own transform (SigLIP: 0.5 / 0.5, squashed to its size)."""
+    teacher, info, tokenizer = load_teacher(ctx)
+    prompts = Prompts.build(tokenizer, ctx.eval_data.classnames)
+    classifier = class_embeddings(teacher, prompts, ctx.device)
+    feats, idx = embed_images(teacher, teacher_view(ctx, info, tokenizer), info, ctx)
+    preds = (feats.to(ctx.device) @ classifier.float()).argmax(dim=1).cpu()
+    return _scatter(idx, preds)
 
 
 def _scatter(index: Tensor, values: Tensor) -> Tensor:

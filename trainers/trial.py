@@ -85,7 +85,7 @@ def load_start(cfg: TrialConfig) -> Checkpoint | None:
 
 def train_data_for(ctx: TrialContext, *, ssl: bool, plain: bool = False) -> TrainData:
     cfg = ctx.cfg
-    return build_train_data(
+    data = build_train_data(
         cfg.data,
         cfg.poison,
         image_size=ctx.info.image_size,
@@ -94,4 +94,7 @@ def train_data_for(ctx: TrialContext, *, ssl: bool, plain: bool = False) -> Trai
         seed=cfg.seed,
         drop_last=not plain,
         shuffle=not plain,
+        resize_mode=ctx.info.resize_mode,
     )
+    data.pin_memory = ctx.device.type == "cuda"
+    return data

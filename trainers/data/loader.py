@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +49,6 @@ class Batch:
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """A copy with every tensor on `device`."""
-
-        def move(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.to(device, non_blocking=non_blocking)
-
-        return replace(
-            self,
-            image=self.image.to(device, non_blocking=non_blocking),
-            text=self.text.to(device, non_blocking=non_blocking),
-            index=self.index.to(device, non_blocking=non_blocking),
-            poisoned=self.poisoned.to(device, non_blocking=non_blocking),
-            image_aug=move(self.image_aug),
-            text_aug=move(self.text_aug),
-        )
-
 
 class TrainData:
     """The training pairs of one trial, as an iterable of `Batch` per epoch."""
@@ -89,7 +73,7 @@ class TrainData:
         self.poisoned_keys: list[str] = [spec.index.keys[p] for p in poisoned_positions]
         self.epoch = 0
         # Set True when training on a GPU: batches then arrive in page-locked memory, so
-        # `batch.to(device, non_blocking=True)` overlaps the copy with compute.
+        # the loop's `.to(device, non_blocking=True)` copies overlap with compute.
         self.pin_memory = False
 
     @property
@@ -151,8 +135,12 @@ def build_train_data(
     seed: int,
     drop_last: bool = True,
     shuffle: bool = True,
+    resize_mode: str = "shortest",
 ) -> TrainData:
-    """Index `data.train`, choose the poisoned pairs, and set up the per-epoch loader."""
+    """Index `data.train`, choose the poisoned pairs, and set up the per-epoch loader.
+
+    Images are decoded at `image_size` by `resize_mode` (see `transforms.decode_image`).
+    """
     index = index_pairs(data.train)
     if data.max_samples is not None:
         index = index.head(data.max_samples)
@@ -178,6 +166,7 @@ def build_train_data(
         batch_size=data.batch_size,
         shuffle=shuffle,
         shuffle_buffer=data.shuffle_buffer,
+        resize_mode=resize_mode,
     )
     if chosen:
         log.info(

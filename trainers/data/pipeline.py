@@ -59,6 +59,7 @@ class StreamSpec:
     batch_size: int
     shuffle: bool
     shuffle_buffer: int
+    resize_mode: str = "shortest"  # see transforms.decode_image
 
 
 @dataclass
@@ -214,7 +215,7 @@ class TrainStream(IterableDataset):
         if not caption or raw.image is None:
             return None
         try:
-            image = decode_image(raw.image, spec.image_size)
+            image = decode_image(raw.image, spec.image_size, spec.resize_mode)
         except Exception:  # noqa: BLE001 - any decoder failure is one skipped pair
             return None
         p = raw.position

@@ -19,8 +19,9 @@ from torchvision.transforms import AutoAugment
 from trainers.data.seeding import mix_seed
 
 
-def decode_image(data: bytes, image_size: int) -> Tensor:
-    """uint8 [3, S, S]: RGB, shorter side resized to S (bicubic), centre crop.
+def decode_image(data: bytes, image_size: int, resize_mode: str = "shortest") -> Tensor:
+    """uint8 [3, S, S]: RGB, shorter side resized to S (bicubic), centre crop; with
+    `resize_mode="squash"` both sides resized to S (open_clip's "squash", SigLIP's).
 
     Raises whatever PIL raises on an undecodable or truncated image; callers skip it.
     """
@@ -33,6 +34,8 @@ def decode_image(data: bytes, image_size: int) -> Tensor:
             # makes full-resolution web images several times cheaper to read.
             img.draft("RGB", (image_size, image_size))
             rgb = img.convert("RGB")
+    if resize_mode == "squash":
+        rgb = rgb.resize((image_size, image_size), Image.Resampling.BICUBIC)
     return _resize_center_crop(rgb, image_size)
 
 
