@@ -44,12 +44,12 @@ class _EvalFiles(Dataset):
             return None, self.labels[i]
 
 
-def _collate(items: list[tuple[Tensor | None, int]]) -> tuple[Tensor | None, Tensor, int]:
+def _collate(items: list[tuple[Tensor | None, int]]) -> tuple[Tensor | None, Tensor]:
+    """The readable images of a batch (an unreadable one was logged and is left out)."""
     good = [(img, lab) for img, lab in items if img is not None]
-    failed = len(items) - len(good)
     if not good:
-        return None, torch.zeros(0, dtype=torch.long), failed
-    return torch.stack([g[0] for g in good]), torch.tensor([g[1] for g in good]), failed
+        return None, torch.zeros(0, dtype=torch.long)
+    return torch.stack([g[0] for g in good]), torch.tensor([g[1] for g in good])
 
 
 class EvalData:
@@ -71,7 +71,6 @@ class EvalData:
         self.image_size = image_size
         self.root = root
         self.num_workers = num_workers
-        self.skipped = 0  # unreadable images seen by the last full pass
         self._cache: tuple[Tensor, Tensor] | None = None
 
     def __len__(self) -> int:
@@ -97,9 +96,7 @@ class EvalData:
         keep = self.cacheable
         kept_images: list[Tensor] = []
         kept_labels: list[Tensor] = []
-        failed = 0
-        for images, labels, n_failed in loader:
-            failed += n_failed
+        for images, labels in loader:
             if images is None:
                 continue
             if keep:
@@ -107,15 +104,8 @@ class EvalData:
                 kept_labels.append(labels)
             yield to_float(images), labels
         # Only a pass that ran to the end fills the cache (a consumer may stop early).
-        self.skipped = failed
         if keep and kept_images:
             self._cache = (torch.cat(kept_images), torch.cat(kept_labels))
-
-    def class_index(self, name: str) -> int:
-        lowered = [c.lower() for c in self.classnames]
-        if name.lower() not in lowered:
-            raise DataError(f"{name!r} is not a class of the eval set {self.root}")
-        return lowered.index(name.lower())
 
 
 def load_eval_data(data: DataConfig, *, image_size: int) -> EvalData:

@@ -127,9 +127,6 @@ class PairIndex:
             shard_starts=starts,
         )
 
-    def shard_range(self, shard: int) -> range:
-        return range(self.shard_starts[shard], self.shard_starts[shard + 1])
-
     def describe(self) -> str:
         where = f"{len(self.shards)} shard(s)" if self.kind == "shards" else "a CSV"
         return f"{len(self)} pairs in {where} at {self.source}"
