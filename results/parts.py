@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from results.errors import DamagedPart, SchemaError, StoreError
-from results.schema import Column, is_param, merged_type
+from results.schema import PARAM_TYPES, Column, is_param, merged_type
 
 PART_GLOB = "part-*.parquet"
 # Parts at least this large are left alone by `compact` (they are merged ones already).
@@ -144,18 +144,30 @@ def read_part(path: Path, columns: Sequence[Column]) -> pa.Table:
 
 
 def concat_unified(
-    tables: Sequence[pa.Table], paths: Sequence[Path], columns: Sequence[Column]
+    tables: Sequence[pa.Table],
+    paths: Sequence[Path],
+    columns: Sequence[Column],
+    params: Mapping[str, str] | None = None,
 ) -> pa.Table:
-    """One table: base columns in their order and types, then `p_` columns, then the rest."""
-    base = {c.name: c.type for c in columns}
-    seen: dict[str, list[pa.DataType]] = {}
+    """One table: base columns in their order and types, then `p_` columns, then the rest.
+
+    Parts may differ (stores written before a sweep declared its columns): a column missing
+    from a part is null there, and a `p_` column's types are merged. `params`, a sweep's
+    declared `p_` columns, adds every one of them in its declared type, so a merged part
+    has the schema of the sweep's appended ones.
+    """
+    base = {c.name: c for c in columns}
+    seen: dict[str, list[pa.DataType]] = {n: [PARAM_TYPES[t]] for n, t in (params or {}).items()}
     for t in tables:
         for f in t.schema:
             seen.setdefault(f.name, []).append(f.type)
     # Columns a newer writer added are kept, so an older reader drops no data.
     extra = sorted((n for n in seen if n not in base), key=lambda n: (not is_param(n), n))
-    fields = [pa.field(n, t) for n, t in base.items()]
-    fields += [pa.field(n, merged_type(n, seen[n])) for n in extra]
+    # Nullability as the writer's: a merged part has the schema of the parts it replaces.
+    fields = [pa.field(c.name, c.type, nullable=not c.required) for c in columns]
+    for n in extra:
+        declared = (params or {}).get(n)
+        fields.append(pa.field(n, PARAM_TYPES[declared] if declared else merged_type(n, seen[n])))
     schema = pa.schema(fields)
     # Conform once per distinct file schema (usually one), not once per file.
     by_schema: dict[pa.Schema, list[int]] = {}
@@ -219,13 +231,20 @@ def latest_per_key(table: pa.Table, key: Sequence[str]) -> pa.Table:
     return table.take(pa.array(order[last]))
 
 
-def compact(directory: Path, columns: Sequence[Column], min_parts: int = 2) -> int:
+def compact(
+    directory: Path,
+    columns: Sequence[Column],
+    min_parts: int = 2,
+    params: Mapping[str, str] | None = None,
+) -> int:
     """Merge the small parts of `directory` into one; returns how many parts were merged.
 
     Safe with writers appending and readers reading at the same time: the merged part is
     renamed into place before the parts it holds are deleted, so a reader sees every row
     at least once (the reader keeps one row per key) and a reader whose file vanished lists
-    the directory again. Rows are kept as written, superseded ones included.
+    the directory again. Rows are kept as written, superseded ones included. `params` (the
+    sweep's declared `p_` columns) gives the merged part the sweep's one schema, also when
+    the parts it merges were written before the sweep declared it.
     """
     parts = [p for p in list_parts(directory) if _size(p) < SMALL_PART_BYTES]
     if len(parts) < min_parts:
@@ -234,7 +253,8 @@ def compact(directory: Path, columns: Sequence[Column], min_parts: int = 2) -> i
         tables = _read_all(parts, columns)
     except FileNotFoundError:
         return 0  # another compaction got there first
-    write_part(directory, concat_unified(tables, parts, columns), after=parts[-1].name)
+    merged = concat_unified(tables, parts, columns, params)
+    write_part(directory, merged, after=parts[-1].name)
     for p in parts:
         p.unlink(missing_ok=True)
     return len(parts)

@@ -2,8 +2,11 @@
 
 Two tables per sweep: `epochs` (one row per trial and evaluated epoch) and `trials` (one row
 per trial state change). Base columns have fixed Arrow types; swept hyperparameters travel in
-`p_<name>` columns whose type (float64, int64, string or bool) is inferred from the values.
-Part files written at different times may hold different `p_` sets; readers unify them.
+`p_<name>` columns. A sweep declares its `p_` columns when it starts (`declare_params`, kept
+in the sweep's `schema.json`): numbers as doubles, categorical values as strings, every
+column in every part, so any Parquet reader's defaults read the whole sweep. Without a
+declaration (stores written before it, hand-made ones) each part's `p_` types are inferred
+from its values and parts may differ; the store's own reader unifies them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ STAGES = ("pretrain", "screen", "clean")
 # DESIGN.md: stopped = by a scheduler; interrupted = by a signal to the sweep (resume re-runs it).
 STATUSES = ("pending", "running", "completed", "failed", "diverged", "stopped", "interrupted")
 PARAM_PREFIX = "p_"
+
+# Declared `p_` column types by name (schema.json). Numbers are doubles whatever the values
+# of one part are (an Optuna float that sampled 0 must not make an int64 part), categorical
+# values strings; booleans only for hand-made stores (a search space refuses them).
+PARAM_TYPES: Mapping[str, pa.DataType] = {
+    "double": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+}
 
 _SWEEP_ID = re.compile(r"[A-Za-z0-9._-]+")
 _PARAM_NAME = re.compile(r"p_[A-Za-z0-9_.-]+")
@@ -117,7 +129,7 @@ def param_type(name: str, values: Iterable[Any]) -> pa.DataType:
     for value in values:
         if value is None:
             continue
-        if isinstance(value, bool) or type(value).__name__ == "bool_":
+        if _is_bool(value):
             kinds.add("bool")
         elif isinstance(value, numbers.Integral):
             kinds.add("int")
@@ -216,22 +228,132 @@ def _column_values(rows: Sequence[Mapping[str, Any]], col: Column) -> list[Any]:
 
 
 def rows_to_table(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], table: str
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[Column],
+    table: str,
+    params: Mapping[str, str] | None = None,
 ) -> pa.Table:
-    """Build a typed Arrow table from row dicts, raising `SchemaError` on any bad row."""
-    params = _check_rows(rows, columns, table, params_ok=table == "epochs")
+    """Build a typed Arrow table from row dicts, raising `SchemaError` on any bad row.
+
+    `params` (epochs only): the sweep's declared `p_` columns (`declare_params`). Every one
+    is written, null where a row has no value, in its declared type; a row with a value in
+    an undeclared `p_` column is refused. Without it, `p_` types are inferred from the rows.
+    """
+    found = _check_rows(rows, columns, table, params_ok=table == "epochs")
     arrays: list[pa.Array] = []
     fields: list[pa.Field] = []
     for col in columns:
         values = _column_values(rows, col)
         arrays.append(_to_array(values, col.name, col.type))
         fields.append(pa.field(col.name, col.type, nullable=not col.required))
-    for name in params:
+    if params is not None and table == "epochs":
+        _check_declared_rows(rows, found, params)
+        for name in sorted(params):
+            arrays.append(declared_array(name, [row.get(name) for row in rows], params[name]))
+            fields.append(pa.field(name, PARAM_TYPES[params[name]]))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    for name in found:
         values = [row.get(name) for row in rows]
         typ = param_type(name, values)
         arrays.append(_to_array(values, name, typ))
         fields.append(pa.field(name, typ))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _check_declared_rows(
+    rows: Sequence[Mapping[str, Any]], found: Sequence[str], params: Mapping[str, str]
+) -> None:
+    # An undeclared column that holds only nulls is dropped: it says nothing (e.g. a row
+    # copied from another sweep, whose other columns were null here).
+    for name in found:
+        if name in params:
+            continue
+        i = next((i for i, row in enumerate(rows) if row.get(name) is not None), None)
+        if i is not None:
+            declared = ", ".join(sorted(params)) or "none"
+            raise SchemaError(
+                f"epochs row {i}: column {name!r} ({rows[i][name]!r}) is not one of the "
+                f"sweep's declared parameter columns ({declared}, in its schema.json): "
+                "declare every swept hyperparameter when the sweep starts "
+                "(StoreWriter(..., params=...))"
+            )
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
+def param_kind(name: str, values: Iterable[Any]) -> str:
+    """The declared type of a swept hyperparameter from the values it can take.
+
+    'double' for numbers (ints too), 'string' for strings, also mixed with numbers (the
+    choices of a categorical), 'bool' for booleans only. No values at all: 'double'.
+    """
+    kinds = set()
+    for value in values:
+        if value is None:
+            continue
+        if _is_bool(value):
+            kinds.add("bool")
+        elif isinstance(value, numbers.Real):
+            kinds.add("double")
+        elif isinstance(value, str):
+            kinds.add("string")
+        else:
+            raise SchemaError(
+                f"parameter {name!r} takes a {type(value).__name__} ({value!r}): swept "
+                "hyperparameters must be numbers, strings or booleans"
+            )
+    if "bool" in kinds and len(kinds) > 1:
+        raise SchemaError(
+            f"parameter {name!r} mixes booleans with {' and '.join(sorted(kinds - {'bool'}))}"
+            " values: give it one kind of value"
+        )
+    if "string" in kinds:
+        return "string"
+    return kinds.pop() if kinds else "double"
+
+
+def check_declared(params: Mapping[str, str], where: str) -> dict[str, str]:
+    """`params` as a plain dict if every name is a `p_` column and every type is known."""
+    if not isinstance(params, Mapping):
+        raise SchemaError(f"{where}: expected a mapping of p_<name> columns to types")
+    problems = [
+        f"{name!r}: not a p_<name> column name"
+        for name in params
+        if not isinstance(name, str) or not is_param(name)
+    ]
+    problems += [
+        f"{name!r}: type {typ!r} is not one of {', '.join(PARAM_TYPES)}"
+        for name, typ in params.items()
+        if typ not in PARAM_TYPES
+    ]
+    if problems:
+        raise SchemaError(f"{where}: " + "; ".join(problems))
+    return dict(params)
+
+
+def declared_array(name: str, values: Sequence[Any], type_name: str) -> pa.Array:
+    """A declared `p_` column's values in its type: numbers as doubles, and in a string
+    column numbers as their text (a categorical with numeric choices)."""
+    out: list[Any] = []
+    for i, value in enumerate(values):
+        if value is None:
+            out.append(None)
+        elif type_name == "double" and isinstance(value, numbers.Real) and not _is_bool(value):
+            out.append(float(value))
+        elif type_name == "string" and isinstance(value, str):
+            out.append(value)
+        elif type_name == "string" and isinstance(value, numbers.Real) and not _is_bool(value):
+            out.append(str(value))
+        elif type_name == "bool" and _is_bool(value):
+            out.append(bool(value))
+        else:
+            raise SchemaError(
+                f"epochs row {i}: column {name!r} is declared {type_name} (schema.json) but "
+                f"holds {value!r} ({type(value).__name__}); give it a {type_name} value"
+            )
+    return _to_array(out, name, PARAM_TYPES[type_name])
 
 
 def _to_array(values: list[Any], name: str, typ: pa.DataType) -> pa.Array:

@@ -3,6 +3,7 @@
 Layout (shared/DESIGN.md)::
 
     <store>/<sweep_id>/spec.yaml
+    <store>/<sweep_id>/schema.json              the sweep's declared p_ columns and types
     <store>/<sweep_id>/epochs/part-*.parquet    one row per (trial, epoch)
     <store>/<sweep_id>/trials/part-*.parquet    one row per trial state change
     <store>/<sweep_id>/checkpoints/
@@ -13,10 +14,15 @@ files and can read while sweeps are writing (results.parts). For each key the ro
 latest `written_at` is the truth (ties: the later part file, then the later row). Small
 parts are merged now and then (`StoreWriter.compact`, `compact_sweep`) so that a sweep
 reported one epoch at a time stays quick to read.
+
+A sweep declares its `p_` columns when it starts (`StoreWriter(..., params=...)`, kept in
+`schema.json`): every epochs part then holds every declared column in its one type, so
+pandas, DuckDB and Polars read `<sweep>/epochs/*.parquet` with their defaults and keep them.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -40,6 +46,7 @@ from results.schema import (
     TRIAL_COLUMNS,
     TRIAL_KEY,
     Column,
+    check_declared,
     rows_to_table,
     validate_sweep_id,
 )
@@ -53,21 +60,34 @@ __all__ = [
     "read_epochs",
     "read_epochs_df",
     "read_trials",
+    "read_declared",
     "read_trials_df",
     "resolve_sweeps",
 ]
 
 _LAYOUT = "<store>/<sweep_id>/epochs/part-*.parquet"
+SCHEMA_FILE = "schema.json"
 
 
 class StoreWriter:
     """Appends rows of one sweep to the store; safe to use from many processes at once."""
 
     def __init__(
-        self, store: str | Path, sweep_id: str, *, compact_every: int | None = 500
+        self,
+        store: str | Path,
+        sweep_id: str,
+        *,
+        compact_every: int | None = 500,
+        params: Mapping[str, str] | None = None,
     ) -> None:
         """`compact_every`: merge the sweep's small parts after this many appends (None: never),
-        so a sweep reported one epoch at a time does not leave thousands of files to read."""
+        so a sweep reported one epoch at a time does not leave thousands of files to read.
+
+        `params`: the sweep's `p_` columns and their types ("double", "string", "bool"; see
+        `results.schema.param_kind`), declared before its first row and kept in
+        `schema.json`; a writer opened later on the sweep (resume, compaction) reads it
+        from there. Declaring again adds columns; a column keeps its first type.
+        """
         self._sweep_id = validate_sweep_id(sweep_id)
         self._compact_every = compact_every
         self._appends = 0
@@ -81,10 +101,39 @@ class StoreWriter:
                 f"cannot create sweep directory {self._dir}: {err.strerror}; pass a writable "
                 "store directory"
             ) from None
+        self._params = self._declare(params)
+
+    def _declare(self, params: Mapping[str, str] | None) -> dict[str, str] | None:
+        stored = read_declared(self._dir)
+        if params is None:
+            return stored
+        given = check_declared(params, f"parameter columns declared for {self._sweep_id}")
+        if stored is None:
+            merged = given
+        else:
+            clash = sorted(n for n in given.keys() & stored.keys() if given[n] != stored[n])
+            if clash:
+                raise SchemaError(
+                    f"{self._dir / SCHEMA_FILE} declares "
+                    + ", ".join(f"{n} as {stored[n]}" for n in clash)
+                    + f", now declared as {', '.join(given[n] for n in clash)}: a column "
+                    "keeps one type for the whole sweep; start a new sweep for other types"
+                )
+            merged = {**stored, **given}
+            if merged == stored:
+                return stored
+        text = json.dumps({"epochs": dict(sorted(merged.items()))}, indent=2) + "\n"
+        atomic_write(self._dir / SCHEMA_FILE, text.encode("utf-8"))
+        return merged
 
     @property
     def sweep_id(self) -> str:
         return self._sweep_id
+
+    @property
+    def params(self) -> dict[str, str] | None:
+        """The sweep's declared `p_` columns and types (None: undeclared, inferred per part)."""
+        return None if self._params is None else dict(self._params)
 
     @property
     def sweep_dir(self) -> Path:
@@ -100,20 +149,24 @@ class StoreWriter:
 
     def append_epochs(self, rows: Sequence[Mapping[str, Any]]) -> Path | None:
         """Append epoch rows as one new part file; returns its path (None for no rows)."""
-        return self._append(rows, EPOCH_COLUMNS, "epochs")
+        return self._append(rows, EPOCH_COLUMNS, "epochs", self._params)
 
     def append_trials(self, rows: Sequence[Mapping[str, Any]]) -> Path | None:
         """Append trial state rows as one new part file; returns its path (None for no rows)."""
         return self._append(rows, TRIAL_COLUMNS, "trials")
 
     def _append(
-        self, rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], kind: str
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        columns: Sequence[Column],
+        kind: str,
+        params: Mapping[str, str] | None = None,
     ) -> Path | None:
         if not rows:
             return None
         now = datetime.now(timezone.utc)
         completed = [self._complete(row, i, now, kind) for i, row in enumerate(rows)]
-        path = write_part(self._dir / kind, rows_to_table(completed, columns, kind))
+        path = write_part(self._dir / kind, rows_to_table(completed, columns, kind, params))
         self._appends += 1
         if self._compact_every and self._appends % self._compact_every == 0:
             self.compact()
@@ -121,7 +174,7 @@ class StoreWriter:
 
     def compact(self) -> int:
         """Merge this sweep's small part files (any writer's); returns how many were merged."""
-        return compact(self._dir / "epochs", EPOCH_COLUMNS) + compact(
+        return compact(self._dir / "epochs", EPOCH_COLUMNS, params=self._params) + compact(
             self._dir / "trials", TRIAL_COLUMNS
         )
 
@@ -257,4 +310,27 @@ def empty_table(columns: Sequence[Column]) -> pa.Table:
 def compact_sweep(store: str | Path, sweep: str | Path) -> int:
     """Merge the small part files of one sweep (safe while it is written and read)."""
     (path,) = resolve_sweeps(store, [sweep])
-    return compact(path / "epochs", EPOCH_COLUMNS) + compact(path / "trials", TRIAL_COLUMNS)
+    params = read_declared(path)
+    return compact(path / "epochs", EPOCH_COLUMNS, params=params) + compact(
+        path / "trials", TRIAL_COLUMNS
+    )
+
+
+def read_declared(sweep_dir: str | Path) -> dict[str, str] | None:
+    """The `p_` columns a sweep declared (its `schema.json`); None for a sweep without one."""
+    path = Path(sweep_dir) / SCHEMA_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise StoreError(
+            f"cannot read {path}: {err}; it declares the sweep's parameter columns. Restore "
+            "it, or delete it (new parts then infer their types, as before it existed)"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("epochs"), dict):
+        raise StoreError(f'{path} is not {{"epochs": {{"p_<name>": type}}}}: restore or delete it')
+    try:
+        return check_declared(data["epochs"], str(path))
+    except SchemaError as err:
+        raise StoreError(f"{err}; restore or delete {path}") from None
