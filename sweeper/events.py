@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from results.best import DEFAULT_THRESHOLD, is_success
+from results.schema import PARAM_PREFIX, param_kind
 from results.store import StoreWriter
+from sweeper.payloads import ORIGIN
+from sweeper.plan import SweepPlan
 from sweeper.store_paths import in_store
 
 RECORD_FIELDS = (
@@ -46,6 +49,27 @@ def now() -> datetime:
         t = _last_stamp + timedelta(microseconds=1)
     _last_stamp = t
     return t
+
+
+def param_columns(plan: SweepPlan) -> dict[str, str]:
+    """Every `p_` column the sweep's epoch rows can hold, with its one type, declared when
+    the sweep starts (`StoreWriter(params=...)`): the grid params of every stage, each
+    Optuna stage's params, and the screen's origin trials' (shrink, perturb_sigma). A clean
+    trial after a screen also carries the screen's pick, already among the screen's."""
+    values: dict[str, list[Any]] = {}
+    for stage in plan.stages:
+        for trial in stage.trials:
+            for name, value in trial.params.items():
+                values.setdefault(name, []).append(value)
+        if stage.search is not None:
+            for name, dist in stage.search.params.items():
+                # float and int ranges are numbers; a categorical is what its choices are.
+                choices = dist.get("choices") if dist.get("type") == "categorical" else None
+                values.setdefault(name, []).extend(choices or [0.0])
+        if stage.name == "screen":
+            for name, value in ORIGIN.items():
+                values.setdefault(name, []).append(value)
+    return {f"{PARAM_PREFIX}{name}": param_kind(name, v) for name, v in sorted(values.items())}
 
 
 def epoch_row(

@@ -36,8 +36,13 @@ def use_cache(payloads: list[dict[str, Any]], writer: StoreWriter) -> list[dict[
             todo.append(p)
             continue
         _check_hash(cached, cache, root)
+        # The rows are this sweep's trial's: its own params, not the p_ columns of the
+        # sweep that filled the cache (which this sweep may not declare).
+        own = {f"p_{k}": v for k, v in p["params"].items()}
         rows = [
-            dict(r, sweep_id=writer.sweep_id, trial_id=p["trial_id"], checkpoint=_rel(r, root))
+            {k: v for k, v in r.items() if not k.startswith("p_")}
+            | own
+            | {"sweep_id": writer.sweep_id, "trial_id": p["trial_id"], "checkpoint": _rel(r, root)}
             for r in cached["rows"]
         ]
         writer.append_epochs(rows)
