@@ -67,8 +67,15 @@ def save_checkpoint(
         "meta": meta,
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"cannot write checkpoint {path} ({_first_line(err)}): free space on that disk or "
+            "set a retention policy; nothing half-written was left"
+        ) from None
     return path
 
 
@@ -102,6 +109,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return _bare(path, obj)
 
 
+# torch's weights-only unpickler fails on bytes that are not a pickle with whatever its
+# parsing hits (an IndexError from an empty mark stack, a KeyError from an unknown opcode).
 _READ_ERRORS = (
     RuntimeError,
     EOFError,
@@ -109,6 +118,9 @@ _READ_ERRORS = (
     ValueError,
     OSError,
     pickle.UnpicklingError,
+    IndexError,
+    KeyError,
+    TypeError,
 )
 
 

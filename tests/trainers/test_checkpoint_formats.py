@@ -128,3 +128,35 @@ def test_corrupt_files_name_their_path(tmp_path: Path, name: str) -> None:
 def test_missing_file_names_the_formats(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist.*safetensors.*OpenAI"):
         load_checkpoint(tmp_path / "RN50.pt")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is not a checkpoint" * 100, b"\x80\x02}q\x00", bytes(range(256)) * 4],
+    ids=["text", "cut-pickle", "bytes"],
+)
+def test_bytes_that_are_no_checkpoint_are_a_checkpoint_error(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_checkpoint(path)
+
+
+def test_a_full_disk_leaves_no_half_written_checkpoint(tmp_path: Path) -> None:
+    import subprocess
+
+    from trainers.checkpoint import save_checkpoint
+
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        model = nn.Linear(256, 256)  # 257 KiB of weights: more than the disk holds
+        with pytest.raises(CheckpointError, match=r"cannot write checkpoint .*m\.pt"):
+            save_checkpoint(disk / "m.pt", model, model_name="x", config={}, meta={})
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
