@@ -83,7 +83,7 @@ def connect(address: str | None, *, dashboard_host: str = "127.0.0.1") -> Cluste
                     )
         except Exception as err:
             raise ClusterError(_join_error(address, err)) from None
-        started = not address
+        started = address in (None, "local")
     url = getattr(ctx, "dashboard_url", None) if ctx is not None else None
     if url and not url.startswith("http"):
         url = f"http://{url}"
@@ -118,7 +118,7 @@ def _loopback_node() -> Iterator[None]:
 
 def probe_address(address: str) -> None:
     """Fail in seconds when nothing listens at `address`: Ray itself retries for minutes."""
-    if address == "auto":
+    if address in ("auto", "local"):  # Ray's words for "find one" and "start one here"
         return
     hostport = address.removeprefix("ray://").rsplit("/", 1)[0]
     host, sep, port = hostport.rpartition(":")
