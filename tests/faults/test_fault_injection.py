@@ -96,6 +96,16 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process under `pid` (children, their children, ...)."""
+    kids, out, todo = _children(), set(), [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -142,14 +142,9 @@ def test_sigterm_records_interrupted_trials_and_a_moved_copy_resumes(
 
 
 def _ray_processes_under(pid: int) -> set[int]:
-    from tests.faults.test_fault_injection import _children, _cmdline
+    from tests.faults.test_fault_injection import _cmdline, descendants
 
-    kids, out, todo = _children(), set(), [pid]
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            todo.append(c)
-            out.add(c)
-    return {p for p in out if "ray" in _cmdline(p) or "gcs_server" in _cmdline(p)}
+    return {p for p in descendants(pid) if "ray" in _cmdline(p) or "gcs_server" in _cmdline(p)}
 
 
 def _alive(pid: int) -> bool:

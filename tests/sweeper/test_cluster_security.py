@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.test_fault_injection import ROOT, _children, fault_spec
+from tests.faults.test_fault_injection import ROOT, descendants, fault_spec
 
 pytestmark = pytest.mark.slow
 
@@ -57,21 +57,12 @@ def head() -> Iterator[tuple[subprocess.Popen[str], str]]:
             proc.kill()
 
 
-def _descendants(pid: int) -> set[int]:
-    kids, out, todo = _children(), set(), [pid]
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            out.add(c)
-            todo.append(c)
-    return out
-
-
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
 def test_every_port_of_a_local_cluster_binds_loopback(
     head: tuple[subprocess.Popen[str], str],
 ) -> None:
     proc, _ = head
-    ours = _descendants(proc.pid) | {proc.pid}
+    ours = descendants(proc.pid) | {proc.pid}
     listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
     mine = []
     for line in listening.splitlines():
