@@ -21,7 +21,7 @@ from typing import Any
 from results.check import check_parts
 from results.errors import DamagedPart, StoreError
 from results.store import StoreWriter
-from sweeper import interrupts
+from sweeper import cluster, interrupts
 from sweeper import ray_backend as backend
 from sweeper.errors import ClusterError, SweeperError, SweepFailed, SweepNotFound
 from sweeper.events import param_columns
@@ -122,11 +122,11 @@ def _unsuccessful(writer: StoreWriter) -> dict[str, str]:
 @contextlib.contextmanager
 def _cluster(
     plan: SweepPlan, address: str | None, dashboard_host: str
-) -> Iterator[backend.ClusterInfo]:
+) -> Iterator[cluster.ClusterInfo]:
     if not (address or backend.joined()):
         # A local cluster will have this machine's CPUs and GPUs: an infeasible stage is
         # refused, all of them at once, before Ray starts.
-        _check_stages(plan, backend.local_machine())
+        _check_stages(plan, cluster.local_machine())
     info = backend.connect(address, dashboard_host=dashboard_host)
     try:
         _check_stages(plan, info)
@@ -144,7 +144,7 @@ def check_feasible(plan: SweepPlan, address: str | None) -> str | None:
     this machine cannot see)."""
     if address:
         try:
-            backend.probe_address(address)
+            cluster.probe_address(address)
         except ClusterError as err:
             return f"resources not checked: {err}"
         info = backend.connect(address)
@@ -154,14 +154,14 @@ def check_feasible(plan: SweepPlan, address: str | None) -> str | None:
             backend.shutdown()
         return None
     try:
-        _check_stages(plan, backend.local_machine())
+        _check_stages(plan, cluster.local_machine())
     except ClusterError as err:
         return f"a local launch on this machine would refuse it: {err}"
     return None
 
 
-def _check_stages(plan: SweepPlan, info: backend.ClusterInfo) -> None:
-    backend.check_stages(
+def _check_stages(plan: SweepPlan, info: cluster.ClusterInfo) -> None:
+    cluster.check_stages(
         [
             (stage.name, _effective_resources(stage, info, plan.profile), _field(stage, plan))
             for stage in plan.stages
@@ -174,7 +174,7 @@ def _field(stage: StagePlan, plan: SweepPlan) -> str:
     return "embedded.resources" if plan.profile == "embedded" else f"{stage.name}.resources"
 
 
-def _print_dashboard(info: backend.ClusterInfo) -> None:
+def _print_dashboard(info: cluster.ClusterInfo) -> None:
     if info.dashboard_url:
         print(
             f"dashboard: {info.dashboard_url}  (Jobs/Actors tabs: the sweep's trials)", flush=True
@@ -212,7 +212,7 @@ def sweep_dir_of(sweep: str, store: str | Path) -> Path:
     return cand
 
 
-def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo) -> int:
+def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo) -> int:
     """`_run_stages`, with every way it can stop turned into a message that says how to
     finish the sweep, not a traceback."""
     resume_cmd = f"sweeper resume {writer.sweep_id} --store {writer.sweep_dir.parent}"
@@ -242,7 +242,7 @@ def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo
         ) from None
 
 
-def _run_stages(plan: SweepPlan, writer: StoreWriter, info: backend.ClusterInfo) -> int:
+def _run_stages(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo) -> int:
     store_root = writer.sweep_dir.parent
     threshold = plan.success_asr
     synthetic = prepare_synthetic(plan, store_root)
@@ -311,7 +311,7 @@ def _exit_code(writer: StoreWriter, unsuccessful: dict[str, str]) -> int:
 
 
 def _effective_resources(
-    stage: StagePlan, info: backend.ClusterInfo, profile: str, quiet: bool = True
+    stage: StagePlan, info: cluster.ClusterInfo, profile: str, quiet: bool = True
 ) -> dict[str, float]:
     res = {k: float(v) for k, v in stage.resources.items()}
     if res.get("gpu", 0) > 0 and info.total_gpus == 0 and profile == "embedded":

@@ -14,7 +14,6 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +22,12 @@ from ray import tune
 from ray.tune.stopper import Stopper
 
 from sweeper import interrupts
+from sweeper.cluster import (
+    ClusterInfo,
+    join_error,
+    probe_address,
+    ray_name,
+)
 from sweeper.errors import ClusterError
 
 EPOCH = "epoch"
@@ -45,17 +50,6 @@ class StageEvents(Protocol):
     def retrying(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None: ...
 
     def tick(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class ClusterInfo:
-    dashboard_url: str | None
-    nodes: tuple[dict[str, float], ...]  # total resources of each alive node
-    started_here: bool
-
-    @property
-    def total_gpus(self) -> float:
-        return sum(n.get("GPU", 0.0) for n in self.nodes)
 
 
 def connect(address: str | None, *, dashboard_host: str = "127.0.0.1") -> ClusterInfo:
@@ -82,7 +76,7 @@ def connect(address: str | None, *, dashboard_host: str = "127.0.0.1") -> Cluste
                         log_to_driver=True,
                     )
         except Exception as err:
-            raise ClusterError(_join_error(address, err)) from None
+            raise ClusterError(join_error(address, err)) from None
         started = address in (None, "local")
     url = getattr(ctx, "dashboard_url", None) if ctx is not None else None
     if url and not url.startswith("http"):
@@ -90,7 +84,6 @@ def connect(address: str | None, *, dashboard_host: str = "127.0.0.1") -> Cluste
     return ClusterInfo(dashboard_url=url or None, nodes=_alive_nodes(), started_here=started)
 
 
-PROBE_TIMEOUT_S = 10.0
 # Ray's single-machine mode (its default on macOS): the node's IP is 127.0.0.1, so the ports
 # Ray serves without the token (the Prometheus metrics of the dashboard, its agent and the
 # autoscaler bind to the node IP only when it is loopback) are not on 0.0.0.0. No other node
@@ -116,43 +109,6 @@ def _loopback_node() -> Iterator[None]:
             os.environ[_SINGLE_MACHINE_ENV] = before_env
 
 
-def probe_address(address: str) -> None:
-    """Fail in seconds when nothing listens at `address`: Ray itself retries for minutes."""
-    if address in ("auto", "local"):  # Ray's words for "find one" and "start one here"
-        return
-    hostport = address.removeprefix("ray://").rsplit("/", 1)[0]
-    host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ClusterError(
-            f"cluster address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379): fix "
-            "--address or RAY_ADDRESS"
-        )
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
-    except OSError as err:
-        raise ClusterError(
-            f"no Ray cluster answers at {address!r} ({err.strerror or err}): start one there "
-            "(`ray start --head`), fix --address / RAY_ADDRESS, or leave both out to run on "
-            "a local cluster"
-        ) from None
-
-
-def _join_error(address: str | None, err: BaseException) -> str:
-    text = str(err).strip()
-    first = text.splitlines()[0][:300] if text else type(err).__name__
-    if address:
-        # Something listens there (probe_address passed): a cluster with token auth that
-        # refuses this driver's token fails this way, and Ray's exception does not say so.
-        token = "is set" if os.environ.get("RAY_AUTH_TOKEN") else "is not set"
-        return (
-            f"cannot join the Ray cluster at {address!r}: {first}. Something listens there, "
-            f"so check the token: RAY_AUTH_TOKEN {token} and must hold the cluster's token "
-            "(`ray get-auth-token` on its head node); also check that --address / "
-            "RAY_ADDRESS is the head's GCS port and the Ray versions match"
-        )
-    return f"cannot start a local Ray cluster: {first}"
-
-
 def shutdown() -> None:
     if ray.is_initialized():
         ray.shutdown()
@@ -169,46 +125,6 @@ def _alive_nodes() -> tuple[dict[str, float], ...]:
 def joined() -> bool:
     """Whether this process is already connected to a Ray cluster (a test's, a notebook's)."""
     return ray.is_initialized()
-
-
-def local_machine() -> ClusterInfo:
-    """The one node a local cluster would have, as Ray would count it, without starting it."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        gpus = len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    else:
-        gpus = len([d for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()])
-    node = {"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}
-    return ClusterInfo(dashboard_url=None, nodes=(node,), started_here=False)
-
-
-def check_stages(
-    requests: Sequence[tuple[str, Mapping[str, float], str]], info: ClusterInfo
-) -> None:
-    """Every (stage, request per trial, spec field) that no node could ever host, in one
-    error: a trial no node can hold would wait in PENDING forever."""
-    bad = [(s, r, f) for s, r, f in requests if not _fits(r, info)]
-    if not bad:
-        return
-    nodes = ", ".join(f"{{cpu: {n.get('CPU', 0):g}, gpu: {n.get('GPU', 0):g}}}" for n in info.nodes)
-    lines = [f"  stage {s!r} asks for {dict(r)} per trial: lower {f}" for s, r, f in bad]
-    raise ClusterError(
-        f"{len(bad)} stage(s) ask for more than any node of the cluster has (nodes: "
-        f"{nodes or 'none'}):\n"
-        + "\n".join(lines)
-        + "\nin the search space (or as an override), or join a bigger cluster with --address"
-    )
-
-
-def _fits(request: Mapping[str, float], info: ClusterInfo) -> bool:
-    return any(
-        all(node.get(_ray_name(k), 0.0) >= v for k, v in request.items() if v > 0)
-        for node in info.nodes
-    )
-
-
-def _ray_name(key: str) -> str:
-    return {"cpu": "CPU", "gpu": "GPU", "memory": "memory"}.get(key, key)
 
 
 def _trial_fn(config: dict[str, Any]) -> None:
@@ -402,7 +318,7 @@ def _fit(
     # The sweeper owns SIGINT (sweeper.interrupts): Tune's own handler would end `fit()`
     # as if the stage had finished.
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    req = {_ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
+    req = {ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
     trainable = tune.with_resources(_trial_fn, req)
     forward = EventForwarder(events)
     tuner = tune.Tuner(

@@ -190,20 +190,23 @@ def select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
         )
     missing = sorted({job_of(t) for t in stage.trials} - set(starts))
     if missing:
-        why = "; ".join(
-            f"{job}: {_status(trials, f'pretrain-{job}')}"
-            + (
-                f" ({_last_line(trials[f'pretrain-{job}']['error'])})"
-                if _error(trials, job)
-                else ""
-            )
-            for job in missing
-        )
-        raise SweepFailed(
-            f"pre-training job(s) {missing} produced no model to clean ({why}). Details: "
-            f"sweeper status {writer.sweep_id} --store {root}"
-        )
+        raise _no_model(missing, trials, writer)
     return starts
+
+
+def _no_model(
+    missing: list[str], trials: Mapping[str, Mapping[str, Any]], writer: StoreWriter
+) -> SweepFailed:
+    """Each job without a selected model, with its status and last error line."""
+    why = "; ".join(
+        f"{job}: {_status(trials, f'pretrain-{job}')}"
+        + (f" ({_last_line(trials[f'pretrain-{job}']['error'])})" if _error(trials, job) else "")
+        for job in missing
+    )
+    return SweepFailed(
+        f"pre-training job(s) {missing} produced no model to clean ({why}). Details: "
+        f"sweeper status {writer.sweep_id} --store {writer.sweep_dir.parent}"
+    )
 
 
 def _status(trials: Mapping[str, Mapping[str, Any]], trial_id: str) -> str:
