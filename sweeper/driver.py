@@ -60,7 +60,8 @@ def launch(
     """
     # Absolute: Ray Tune runs each trial in its own working directory.
     store = Path(store).resolve()
-    with interrupts.catching(), _cluster(plan, address, dashboard_host) as info:
+    # After the cluster: ray.init installs its own SIGTERM handler (sys.exit).
+    with _cluster(plan, address, dashboard_host) as info, interrupts.catching():
         # Every p_ column declared up front: one schema for all of the sweep's parts.
         writer = StoreWriter(store, new_sweep_id(plan.name), params=param_columns(plan))
         writer.write_spec(plan.spec_text)
@@ -94,7 +95,8 @@ def resume(
     if not left:
         print(f"sweep {writer.sweep_id} is finished: nothing to resume", flush=True)
         return _exit_code(writer, _unsuccessful(writer))
-    with interrupts.catching(), _cluster(plan, address, dashboard_host) as info:
+    # After the cluster: ray.init installs its own SIGTERM handler (sys.exit).
+    with _cluster(plan, address, dashboard_host) as info, interrupts.catching():
         print(f"sweep: {writer.sweep_id} (resuming: {', '.join(left)})", flush=True)
         print(f"store: {writer.sweep_dir}", flush=True)
         _print_dashboard(info)
@@ -218,13 +220,8 @@ def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo
     resume_cmd = f"sweeper resume {writer.sweep_id} --store {writer.sweep_dir.parent}"
     try:
         return _run_stages(plan, writer, info)
-    except interrupts.ForcedStop:
-        signum = interrupts.requested() or 2
-        raise interrupts.SweepInterrupted(
-            f"interrupted by {interrupts.signal_name(signum)} between stages; finish with: "
-            f"{resume_cmd}",
-            signum,
-        ) from None
+    except interrupts.SweepInterrupted:
+        raise
     except DamagedPart as err:
         raise StoreError(
             f"{err}. Nothing more was run; once it is moved or restored: {resume_cmd}"
@@ -239,6 +236,15 @@ def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo
         raise SweeperError(
             f"cannot write {err.filename or writer.sweep_dir}: {err.strerror or err}; free "
             f"space or fix permissions, then: {resume_cmd}"
+        ) from None
+    except BaseException as err:
+        if not interrupts.is_forced(err):
+            raise
+        signum = interrupts.requested() or 2
+        raise interrupts.SweepInterrupted(
+            f"interrupted by {interrupts.signal_name(signum)} outside a stage's trials; finish with: "
+            f"{resume_cmd}",
+            signum,
         ) from None
 
 

@@ -39,6 +39,18 @@ class ForcedStop(BaseException):
     """A second signal: stop now. A BaseException, so Tune's `except Exception` lets it by."""
 
 
+def is_forced(err: BaseException | None) -> bool:
+    """`err` is a `ForcedStop`, or was caused by one: raised from the handler while Ray was
+    inside a compiled call, it comes out as that call's SystemError with it as the cause."""
+    seen = 0
+    while err is not None and seen < 20:
+        if isinstance(err, ForcedStop):
+            return True
+        err = err.__cause__ or err.__context__
+        seen += 1
+    return False
+
+
 def requested() -> int | None:
     """The signal that asked the sweep to stop, or None."""
     return _state["signum"]

@@ -117,7 +117,7 @@ class _stopping:
 
     def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
         signum = interrupts.requested()
-        if signum is None or (kind is not None and not issubclass(kind, interrupts.ForcedStop)):
+        if signum is None or (err is not None and not interrupts.is_forced(err)):
             return False
         self.events.flush()
         ids = self.events.interrupted(interrupts.signal_name(signum))

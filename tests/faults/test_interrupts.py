@@ -138,7 +138,7 @@ def test_sigterm_records_interrupted_trials_and_a_moved_copy_resumes(
     assert not (copy / sweep / "report.html").exists()
 
 
-# ------------------------------------------------- two SIGINTs: forced, and no Ray left
+# --------------------------------------------- a second signal: forced, and no Ray left
 
 
 def _ray_processes_under(pid: int) -> set[int]:
@@ -155,16 +155,20 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_second_sigint_forces_the_stop_during_pretraining(tmp_path: Path) -> None:
+def test_sigterm_then_sigint_forces_the_stop_during_pretraining(tmp_path: Path) -> None:
+    # Through the real CLI in its own process: ray.init installs a SIGTERM handler of its
+    # own, so this also shows that the sweeper's handlers are the ones in force.
     store = tmp_path / "store"
     spec = fault_spec(tmp_path, grid={"lr": [1e-3]}, pretrain_epochs=LONG, name="int")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweeper", "launch", str(spec), "--store", str(store)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    err_file = tmp_path / "stderr.txt"
+    with err_file.open("w") as err_sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sweeper", "launch", str(spec), "--store", str(store)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err_sink,
+            text=True,
+        )
     try:
 
         def pretrain_at_epoch_1() -> bool:
@@ -174,13 +178,18 @@ def test_second_sigint_forces_the_stop_during_pretraining(tmp_path: Path) -> Non
         wait_for(pretrain_at_epoch_1, 300, "pre-training to report epoch 1")
         ray_pids = _ray_processes_under(proc.pid)
         assert ray_pids, "the sweep started no Ray processes of its own"
+        proc.send_signal(signal.SIGTERM)
+        # Two signals pending at once are delivered lowest number first (SIGINT): wait for
+        # the sweeper to have taken the first one.
+        wait_for(lambda: "SIGTERM: stopping the sweep" in err_file.read_text(), 120,
+                 "the sweeper to take SIGTERM")  # fmt: skip
         proc.send_signal(signal.SIGINT)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, (out, err)
+    err = err_file.read_text()
+    assert proc.returncode == 143, (out, err)  # 128 + the signal that asked first
     sweep = sweep_of(out)
     assert f"sweeper resume {sweep} --store {store.resolve()}" in err, err
     assert "done:" not in out and "did not complete" not in err, (out, err)
