@@ -123,8 +123,8 @@ def is_param(name: str) -> bool:
     return bool(_PARAM_NAME.fullmatch(name))
 
 
-def param_type(name: str, values: Iterable[Any]) -> pa.DataType:
-    """Arrow type of a `p_` column from its Python values (bool, int, float or str)."""
+def _value_kinds(name: str, values: Iterable[Any]) -> set[str]:
+    """The kinds ("bool", "int", "float", "str") among a swept hyperparameter's values."""
     kinds = set()
     for value in values:
         if value is None:
@@ -143,6 +143,12 @@ def param_type(name: str, values: Iterable[Any]) -> pa.DataType:
                 "hyperparameters must be numbers, strings or booleans; store a list or "
                 "mapping as a JSON string"
             )
+    return kinds
+
+
+def param_type(name: str, values: Iterable[Any]) -> pa.DataType:
+    """Arrow type of a `p_` column from its Python values (bool, int, float or str)."""
+    kinds = _value_kinds(name, values)
     if not kinds:
         return pa.null()
     if kinds <= {"int", "float"}:
@@ -289,21 +295,9 @@ def param_kind(name: str, values: Iterable[Any]) -> str:
     'double' for numbers (ints too), 'string' for strings, also mixed with numbers (the
     choices of a categorical), 'bool' for booleans only. No values at all: 'double'.
     """
-    kinds = set()
-    for value in values:
-        if value is None:
-            continue
-        if _is_bool(value):
-            kinds.add("bool")
-        elif isinstance(value, numbers.Real):
-            kinds.add("double")
-        elif isinstance(value, str):
-            kinds.add("string")
-        else:
-            raise SchemaError(
-                f"parameter {name!r} takes a {type(value).__name__} ({value!r}): swept "
-                "hyperparameters must be numbers, strings or booleans"
-            )
+    # Ints are numbers too: one double column, whatever a trial's value looked like.
+    named = {"bool": "bool", "int": "double", "float": "double", "str": "string"}
+    kinds = {named[k] for k in _value_kinds(name, values)}
     if "bool" in kinds and len(kinds) > 1:
         raise SchemaError(
             f"parameter {name!r} mixes booleans with {' and '.join(sorted(kinds - {'bool'}))}"
