@@ -1,4 +1,4 @@
-"""Every Ray call the sweeper makes lives here, so a Ray upgrade touches one file.
+"""Every Ray call the sweeper makes lives in this package, so a Ray upgrade touches one place.
 
 A stage is one Ray Tune run: a grid of trials given as a `grid_search` over their payloads,
 or an Optuna search over short-named parameters. Each trial is `trainers.ENTRYPOINTS[entry]`
