@@ -5,6 +5,13 @@ image)) / 2, as in the authors' code. The in-modal SSL loss is one-directional p
 as in CleanCLIP and the authors' code (`src/train.py`, `get_loss`): (CE(image -> augmented
 image) + CE(text -> augmented text)) / 2, each with logits `logit_scale.exp() * a @ b.T`,
 rows the originals and columns their augmented views.
+
+In a data-parallel job of `world_size` ranks both losses are over the global batch: each
+rank's features are gathered from every rank with their gradients (open_clip's
+`gather_features`, `gather_with_grad=True`), and each rank takes the rows of its own samples
+against every rank's columns (`local_loss=True`). The mean of the ranks' losses is the loss
+one process would compute on the whole batch, and DDP's gradient average is its gradient
+(tests/trainers/test_distributed_loss.py checks both with gloo).
 """
 
 from __future__ import annotations
@@ -12,17 +19,29 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from open_clip import ClipLoss
+from open_clip.loss import gather_features
 from torch import Tensor, nn
 
 
 class ContrastiveLoss(nn.Module):
     """w_mmcl * MMCL + w_ssl * SSL (CleanCLIP: 1 and 1; MMCL pre-training: 1 and 0)."""
 
-    def __init__(self, mmcl_weight: float, ssl_weight: float) -> None:
+    def __init__(
+        self, mmcl_weight: float, ssl_weight: float, *, rank: int = 0, world_size: int = 1
+    ) -> None:
         super().__init__()
         self.mmcl_weight = mmcl_weight
         self.ssl_weight = ssl_weight
-        self.clip_loss = ClipLoss()
+        self.rank = rank
+        self.world_size = world_size
+        distributed = world_size > 1
+        self.clip_loss = ClipLoss(
+            local_loss=distributed,
+            gather_with_grad=distributed,
+            cache_labels=True,
+            rank=rank,
+            world_size=world_size,
+        )
 
     @property
     def needs_augmented_views(self) -> bool:
@@ -44,20 +63,34 @@ class ContrastiveLoss(nn.Module):
         if self.ssl_weight > 0:
             if image_aug is None or text_aug is None:
                 raise ValueError("the SSL loss needs the augmented image and text views")
-            ssl_image = in_modal_loss(image, image_aug, logit_scale)
-            ssl_text = in_modal_loss(text, text_aug, logit_scale)
+            ssl_image = in_modal_loss(image, image_aug, logit_scale, self.rank, self.world_size)
+            ssl_text = in_modal_loss(text, text_aug, logit_scale, self.rank, self.world_size)
             parts["loss_ssl"] = (ssl_image + ssl_text) / 2
             total = total + self.ssl_weight * parts["loss_ssl"]
         parts["loss"] = total
         return parts
 
 
-def in_modal_loss(features: Tensor, augmented: Tensor, logit_scale: Tensor) -> Tensor:
+def in_modal_loss(
+    features: Tensor, augmented: Tensor, logit_scale: Tensor, rank: int = 0, world_size: int = 1
+) -> Tensor:
     """CE(features -> augmented): each sample must pick its own augmented view out of the
     batch's augmented views. One direction only (CleanCLIP's in-modal term). `logit_scale`
-    is the multiplier itself, exp of the learnable parameter, as open_clip's `ClipLoss` takes."""
-    logits = logit_scale * features @ augmented.T
-    target = torch.arange(len(features), device=features.device)
+    is the multiplier itself, exp of the learnable parameter, as open_clip's `ClipLoss` takes.
+    With `world_size` > 1 the columns are every rank's augmented views (gathered with
+    gradients) and this rank's rows sit at offset `rank * len(features)`."""
+    columns = augmented
+    if world_size > 1:
+        _, columns = gather_features(
+            features,
+            augmented,
+            local_loss=True,
+            gather_with_grad=True,
+            rank=rank,
+            world_size=world_size,
+        )
+    logits = logit_scale * features @ columns.T
+    target = torch.arange(len(features), device=features.device) + rank * len(features)
     return F.cross_entropy(logits, target)
 
 
