@@ -34,6 +34,7 @@ from results.plots import (
 )
 from results.report_table import summary_table
 from results.store import read_epochs, read_trials, resolve_sweeps
+from results.study_warnings import StudyWarning, study_warnings
 from results.summary import Summary, summarize
 
 
@@ -59,6 +60,8 @@ class Report:
     summary: Summary
     sections: tuple[Section, ...]
     sweeps: tuple[str, ...]
+    # Why a figure of this study may not answer its question (results.study_warnings).
+    warnings: tuple[StudyWarning, ...] = ()
 
 
 def load_report_data(store: str | Path, sweeps: Sequence[str | Path] | None = None) -> ReportData:
@@ -107,7 +110,8 @@ def build_report(
             pretrain_figure(pre) if pre.curves else None,
         ),
     )
-    return Report(summary, sections, data.sweeps)
+    warned = tuple(study_warnings(data.epochs, threshold=threshold))
+    return Report(summary, sections, data.sweeps, warned)
 
 
 def _cleaning_sections(cands: Candidates, summary: Summary, per_group: int) -> tuple[Section, ...]:
@@ -146,6 +150,7 @@ table.summary { border-collapse: collapse; font-size: 0.85rem; }
 table.summary th, table.summary td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 table.summary th { background: #f3f3f3; } table.summary td.label { text-align: left; }
 td.none { color: #a33; font-style: italic; }
+section.warnings { border-left: 4px solid #c77; background: #fff5f3; padding: 0.2rem 1rem; }
 """
 
 # After the plots are drawn, record how many markers each section rendered, so a headless
@@ -170,6 +175,7 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
         f"<h1>Backdoor cleaning report: {html.escape(sweeps)}</h1>",
         f'<p class="meta">Generated {when}; success threshold ASR ≤ '
         f"{report.summary.threshold:g}%; groups by {html.escape(', '.join(report.summary.by))}.</p>",
+        *_warnings_html(report.warnings),
         "<h2>Summary</h2>",
         summary_table(report.summary),
     ]
@@ -193,6 +199,20 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
         f'<script type="text/javascript">{get_plotlyjs()}</script>'
         "</head><body>" + "\n".join(body) + f"<script>{_COUNT_JS}</script></body></html>"
     )
+
+
+def _warnings_html(warned: Sequence[StudyWarning]) -> list[str]:
+    if not warned:
+        return []
+    items = "".join(
+        f'<li data-kind="{w.kind}"><b>{html.escape(w.sweep_id)} '
+        f"{html.escape(w.objective or '')}</b>: {html.escape(w.message)}</li>"
+        for w in warned
+    )
+    return [
+        '<section class="warnings" id="warnings"><h2>What this study cannot say</h2>'
+        f"<ul>{items}</ul></section>"
+    ]
 
 
 def default_report_path(store: str | Path, sweeps: Sequence[str | Path]) -> Path:

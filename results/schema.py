@@ -72,6 +72,11 @@ EPOCH_COLUMNS: tuple[Column, ...] = (
     Column("checkpoint", pa.string(), False),
     # Training pairs skipped in the epoch (trainers.reporter.EpochRecord.skipped).
     Column("skipped", pa.int64(), False),
+    # What accuracy and ASR were measured on (eval images, non-target images, classes): the
+    # report's warnings about eval sets too small for the differences shown read them.
+    Column("n_eval", pa.int64(), False),
+    Column("n_asr_eval", pa.int64(), False),
+    Column("n_classes", pa.int64(), False),
     Column("host", pa.string(), False),
     Column("written_at", TIMESTAMP, False),
 )

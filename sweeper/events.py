@@ -32,6 +32,9 @@ RECORD_FIELDS = (
     "lr",
     "samples_seen",
     "skipped",
+    "n_eval",
+    "n_asr_eval",
+    "n_classes",
     "wall_s",
     "checkpoint",
 )

@@ -104,6 +104,15 @@ class TrialContext:
         return str(path)
 
 
+def eval_counts(ctx: TrialContext, result: EvalResult) -> dict[str, int]:
+    """The sizes a record's accuracy and ASR were measured on."""
+    return {
+        "n_eval": result.n_images,
+        "n_asr_eval": result.n_asr_images,
+        "n_classes": ctx.prompts.n_classes,
+    }
+
+
 def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
     """LR multiplier: linear warmup to 1 over `warmup` steps, then cosine to 0 at `total`."""
     if warmup > 0 and step < warmup:
@@ -122,6 +131,7 @@ def report_start(ctx: TrialContext, reporter: Reporter) -> EvalResult:
             clean_acc=result.clean_acc,
             clean_top5=result.clean_top5,
             asr=result.asr,
+            **eval_counts(ctx, result),
             wall_s=ctx.elapsed(),
             checkpoint=ckpt,
         )
@@ -244,6 +254,7 @@ def report_epoch(
             clean_acc=result.clean_acc,
             clean_top5=result.clean_top5,
             asr=result.asr,
+            **eval_counts(ctx, result),
             loss=stats.means.get("loss"),
             loss_mmcl=stats.means.get("loss_mmcl"),
             loss_ssl=stats.means.get("loss_ssl"),

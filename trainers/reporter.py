@@ -27,6 +27,11 @@ class EpochRecord:
     checkpoint: str | None = None
     # Training pairs skipped this epoch (corrupt image, empty caption).
     skipped: int = 0
+    # What the figures rest on: eval images behind clean_acc, non-target images behind asr,
+    # and the classes of the zero-shot classifier (chance accuracy is 100 / n_classes).
+    n_eval: int | None = None
+    n_asr_eval: int | None = None
+    n_classes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

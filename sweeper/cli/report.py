@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         for line in wrote:
             print(line)
         _print_summary(report.summary)
+    # Whatever the output format, a study that cannot answer says so on stderr.
+    for w in report.warnings:
+        print(w.line(), file=sys.stderr)
     return 0
 
 
