@@ -8,6 +8,7 @@ trajectories, and the pre-training curves with the selected checkpoint.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from plotly.offline import get_plotlyjs
 
+from results.baselines import BaselinePoint, baseline_points
 from results.best import DEFAULT_THRESHOLD, check_threshold, screen_origins
 from results.candidates import DEFAULT_GROUP, Candidates, candidates
 from results.errors import StoreError
@@ -32,7 +34,9 @@ from results.plots import (
     trajectories_figure,
     trajectories_info,
 )
+from results.plots.attainment import attainment_figure, attainment_info
 from results.report_table import summary_table
+from results.seeds import seed_intervals
 from results.store import read_epochs, read_trials, resolve_sweeps
 from results.study_warnings import StudyWarning, study_warnings
 from results.summary import Summary, summarize
@@ -62,6 +66,8 @@ class Report:
     sweeps: tuple[str, ...]
     # Why a figure of this study may not answer its question (results.study_warnings).
     warnings: tuple[StudyWarning, ...] = ()
+    # BN-only points beside the cleaning trials (results.baselines).
+    baselines: tuple[BaselinePoint, ...] = ()
 
 
 def load_report_data(store: str | Path, sweeps: Sequence[str | Path] | None = None) -> ReportData:
@@ -110,8 +116,48 @@ def build_report(
             pretrain_figure(pre) if pre.curves else None,
         ),
     )
+    if len(data.sweeps) > 1 and len({study_name(s) for s in data.sweeps}) == 1:
+        # Sweeps of one search space (ids `<name>-<date>-<time>-<hex>`): repeats, one seed each.
+        sections += (_seeds_section(data, threshold),)
     warned = tuple(study_warnings(data.epochs, threshold=threshold))
-    return Report(summary, sections, data.sweeps, warned)
+    return Report(summary, sections, data.sweeps, warned, tuple(baseline_points(data.epochs)))
+
+
+_SWEEP_STAMP = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{4}$")
+
+
+def study_name(sweep_id: str) -> str:
+    """The search space's name a sweep id starts with (the id itself if not stamped)."""
+    return _SWEEP_STAMP.sub("", sweep_id)
+
+
+def _seeds_section(data: ReportData, threshold: float) -> Section:
+    """The sweeps as repeats of one study (one seed each): intervals and attainment."""
+    lines = []
+    for sm in seed_intervals(data.epochs, threshold):
+        line = f"{sm.objective}: start {sm.start_acc.mean:.1f}% / ASR {sm.start_asr.mean:.1f}%; "
+        if sm.best_acc is None:
+            line += f"no candidate at ASR ≤ {threshold:g}% in any of {sm.n_none} sweeps"
+        else:
+            b, rc = sm.best_acc, sm.relative_change
+            line += (
+                f"best accuracy at ASR ≤ {threshold:g}% {b.mean:.1f} [{b.low:.1f}, {b.high:.1f}] "
+                f"over {b.n} sweep(s)"
+            )
+            if rc is not None:
+                line += f", relative change {rc.mean:+.1%} [{rc.low:+.1%}, {rc.high:+.1%}]"
+            if sm.n_none:
+                line += f"; {sm.n_none} sweep(s) without a candidate"
+        lines.append(line)
+    info = attainment_info(data.epochs, len(data.sweeps))
+    caption = (
+        "The sweeps as repeats (one seed each); means with 95% t-intervals across them. "
+        + " | ".join(lines)
+        + ". Lines: empirical attainment surfaces of the cleaning candidates (moocore), the "
+        "median bold, the best and worst cases dotted."
+    )
+    figure = attainment_figure(info) if info.surfaces else None
+    return Section("fig-seeds", "Across seeds", caption, figure)
 
 
 def _cleaning_sections(cands: Candidates, summary: Summary, per_group: int) -> tuple[Section, ...]:
@@ -178,6 +224,7 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
         *_warnings_html(report.warnings),
         "<h2>Summary</h2>",
         summary_table(report.summary),
+        *_baselines_html(report.baselines),
     ]
     for s in report.sections:
         body.append(f'<section class="figure" id="{s.id}"><h2>{html.escape(s.title)}</h2>')
@@ -212,6 +259,24 @@ def _warnings_html(warned: Sequence[StudyWarning]) -> list[str]:
     return [
         '<section class="warnings" id="warnings"><h2>What this study cannot say</h2>'
         f"<ul>{items}</ul></section>"
+    ]
+
+
+def _baselines_html(points: Sequence[BaselinePoint]) -> list[str]:
+    if not points:
+        return []
+    rows = "".join(
+        f'<tr><td class="label">{html.escape(p.sweep_id)} {html.escape(p.objective or "")}</td>'
+        f"<td>{p.start_acc:.2f} / {p.start_asr:.2f}</td><td>{p.clean_acc:.2f} / {p.asr:.2f}</td></tr>"
+        for p in points
+    )
+    return [
+        '<section class="baselines" id="baselines"><h2>BatchNorm-only baseline</h2>'
+        '<p class="caption">The start model with BatchNorm re-estimated on the cleaning set and '
+        "no weight update. A cleaning result is worth reporting only where it beats this "
+        "point: an ASR drop it shows too is BatchNorm statistics, not unlearning.</p>"
+        '<table class="summary"><tr><th>start model</th><th>start acc / ASR (%)</th>'
+        f"<th>BN only acc / ASR (%)</th></tr>{rows}</table></section>"
     ]
 
 
