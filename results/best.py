@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from results.candidates import DEFAULT_GROUP, Candidates, Group, as_table, candidates
+from results.candidates import (
+    BASELINE_METHODS,
+    DEFAULT_GROUP,
+    Candidates,
+    Group,
+    as_table,
+    candidates,
+)
 from results.errors import AnalysisError
 
 DEFAULT_THRESHOLD = 5.0
@@ -101,7 +108,11 @@ def candidate_at(cands: Candidates, row: int) -> Candidate:
 
 
 def is_success(row: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD) -> bool:
-    """The paper's success rule for one epoch row: a cleaning epoch (>= 1) at ASR <= threshold."""
+    """The paper's success rule for one epoch row: a cleaning epoch (>= 1) at ASR <= threshold.
+
+    A baseline's row (`BASELINE_METHODS`) is never a success: it cleaned nothing."""
+    if row.get("method") in BASELINE_METHODS:
+        return False
     acc, asr = row.get("clean_acc"), row.get("asr")
     finite = acc is not None and asr is not None and math.isfinite(acc) and math.isfinite(asr)
     return finite and int(row["epoch"]) >= 1 and float(asr) <= threshold

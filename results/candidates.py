@@ -20,6 +20,11 @@ import pyarrow.compute as pc
 from results.errors import AnalysisError, SchemaError
 from results.labels import group_label
 
+# Methods whose rows are baselines beside the cleaning trials, never cleaned models
+# (`bn_only`: BatchNorm re-estimated, no weight update; sweeper.payloads.bn_only_payloads):
+# no candidate set, frontier or best model includes them.
+BASELINE_METHODS = frozenset({"bn_only"})
+
 DEFAULT_GROUP: tuple[str, ...] = ("sweep_id", "objective", "method")
 _NEEDED = ("sweep_id", "trial_id", "stage", "epoch", "clean_acc", "asr")
 
@@ -153,6 +158,9 @@ def candidates(
     check_columns(table, by)
     if stage is not None:
         table = table.filter(pc.equal(table["stage"], stage))
+    if stage == "clean" and "method" in table.column_names:
+        baseline = pc.is_in(table["method"], pa.array(sorted(BASELINE_METHODS)))
+        table = table.filter(pc.invert(pc.fill_null(baseline, False)))
     n = table.num_rows
     key_codes, key_values = [], []
     for name in by:

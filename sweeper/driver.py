@@ -23,12 +23,19 @@ from results.errors import DamagedPart, StoreError
 from results.store import StoreWriter
 from sweeper import cluster, interrupts
 from sweeper import ray_backend as backend
-from sweeper.errors import ClusterError, SweeperError, SweepFailed, SweepNotFound
+from sweeper.errors import SweeperError, SweepFailed, SweepNotFound
 from sweeper.events import param_columns
-from sweeper.payloads import origin_payloads, payload, prepare_synthetic, search_base
-from sweeper.plan import StagePlan, SweepPlan
+from sweeper.payloads import (
+    bn_only_payloads,
+    origin_payloads,
+    payload,
+    prepare_synthetic,
+    search_base,
+)
+from sweeper.plan import SweepPlan
 from sweeper.plan_io import load_plan, save_plan
 from sweeper.pretrain_cache import use_cache
+from sweeper.resources import announce_cpu_only, fitted_line, stage_resources
 from sweeper.stages import (
     FINISHED,
     done_trials,
@@ -52,6 +59,7 @@ def launch(
     address: str | None = None,
     dashboard_host: str = "127.0.0.1",
     spec_path: str | Path | None = None,
+    fit_resources: bool = False,
 ) -> int:
     """Start a new sweep; prints its id and store path first, so scripts can follow it.
 
@@ -61,7 +69,7 @@ def launch(
     # Absolute: Ray Tune runs each trial in its own working directory.
     store = Path(store).resolve()
     # After the cluster: ray.init installs its own SIGTERM handler (sys.exit).
-    with _cluster(plan, address, dashboard_host) as info, interrupts.catching():
+    with _cluster(plan, address, dashboard_host, fit_resources) as info, interrupts.catching():
         # Every p_ column declared up front: one schema for all of the sweep's parts.
         writer = StoreWriter(store, new_sweep_id(plan.name), params=param_columns(plan))
         writer.write_spec(plan.spec_text)
@@ -69,11 +77,16 @@ def launch(
         print(f"sweep: {writer.sweep_id}", flush=True)
         print(f"store: {writer.sweep_dir}", flush=True)
         _print_dashboard(info)
-        return _run_guarded(plan, writer, info)
+        return _run_guarded(plan, writer, info, fit_resources)
 
 
 def resume(
-    sweep: str, *, store: str | Path, address: str | None = None, dashboard_host: str = "127.0.0.1"
+    sweep: str,
+    *,
+    store: str | Path,
+    address: str | None = None,
+    dashboard_host: str = "127.0.0.1",
+    fit_resources: bool = False,
 ) -> int:
     """Finish an interrupted sweep: finished trials are kept, the others run again.
 
@@ -96,11 +109,11 @@ def resume(
         print(f"sweep {writer.sweep_id} is finished: nothing to resume", flush=True)
         return _exit_code(writer, _unsuccessful(writer))
     # After the cluster: ray.init installs its own SIGTERM handler (sys.exit).
-    with _cluster(plan, address, dashboard_host) as info, interrupts.catching():
+    with _cluster(plan, address, dashboard_host, fit_resources) as info, interrupts.catching():
         print(f"sweep: {writer.sweep_id} (resuming: {', '.join(left)})", flush=True)
         print(f"store: {writer.sweep_dir}", flush=True)
         _print_dashboard(info)
-        return _run_guarded(plan, writer, info)
+        return _run_guarded(plan, writer, info, fit_resources)
 
 
 def _left_to_run(plan: SweepPlan, writer: StoreWriter) -> list[str]:
@@ -123,50 +136,21 @@ def _unsuccessful(writer: StoreWriter) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _cluster(
-    plan: SweepPlan, address: str | None, dashboard_host: str
+    plan: SweepPlan, address: str | None, dashboard_host: str, fit: bool
 ) -> Iterator[cluster.ClusterInfo]:
     if not (address or backend.joined()):
         # A local cluster will have this machine's CPUs and GPUs: an infeasible stage is
         # refused, all of them at once, before Ray starts.
-        _check_stages(plan, cluster.local_machine())
+        stage_resources(plan, cluster.local_machine(), fit=fit)
     info = backend.connect(address, dashboard_host=dashboard_host)
     try:
-        _check_stages(plan, info)
+        stage_resources(plan, info, fit=fit)
+        if fit and (line := fitted_line(plan, info)):
+            print(line, flush=True)
         yield info
     finally:
         if info.started_here:
             backend.shutdown()
-
-
-def check_feasible(plan: SweepPlan, address: str | None) -> str | None:
-    """What `--dry-run` says of the cluster, without contacting one: with `address`, that
-    the resources are checked when `launch` joins it; without, every stage that this
-    machine (where a local launch would run) cannot hold, as a warning (the plan may be
-    meant for a cluster)."""
-    if address:
-        return (
-            f"resources not checked: --dry-run does not contact the cluster at {address}; "
-            "`launch` checks every stage against its nodes before it writes anything"
-        )
-    try:
-        _check_stages(plan, cluster.local_machine())
-    except ClusterError as err:
-        return f"a local launch on this machine would refuse it: {err}"
-    return None
-
-
-def _check_stages(plan: SweepPlan, info: cluster.ClusterInfo) -> None:
-    cluster.check_stages(
-        [
-            (stage.name, _effective_resources(stage, info, plan.profile), _field(stage, plan))
-            for stage in plan.stages
-        ],
-        info,
-    )
-
-
-def _field(stage: StagePlan, plan: SweepPlan) -> str:
-    return "embedded.resources" if plan.profile == "embedded" else f"{stage.name}.resources"
 
 
 def _print_dashboard(info: cluster.ClusterInfo) -> None:
@@ -207,12 +191,12 @@ def sweep_dir_of(sweep: str, store: str | Path) -> Path:
     return cand
 
 
-def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo) -> int:
+def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo, fit: bool) -> int:
     """`_run_stages`, with every way it can stop turned into a message that says how to
     finish the sweep, not a traceback."""
     resume_cmd = f"sweeper resume {writer.sweep_id} --store {writer.sweep_dir.parent}"
     try:
-        return _run_stages(plan, writer, info)
+        return _run_stages(plan, writer, info, fit)
     except interrupts.SweepInterrupted:
         raise
     except DamagedPart as err:
@@ -241,7 +225,7 @@ def _run_guarded(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo
         ) from None
 
 
-def _run_stages(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo) -> int:
+def _run_stages(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo, fit: bool) -> int:
     store_root = writer.sweep_dir.parent
     threshold = plan.success_asr
     synthetic = prepare_synthetic(plan, store_root)
@@ -253,7 +237,8 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo)
             f"interrupted before the {stage.name} stage; finish with: sweeper resume "
             f"{writer.sweep_id} --store {store_root}"
         )
-        resources = _effective_resources(stage, info, plan.profile, quiet=False)
+        announce_cpu_only(stage, info, plan.profile)
+        resources = stage_resources(plan, info, fit=fit)[stage.name]
         trials = stage.trials if stage.search is None else (search_base(stage),)
         payloads = [
             {
@@ -264,14 +249,18 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo)
         ]
         if stage.name == "screen":
             payloads += origin_payloads(payloads, [t.start for t in trials])
+        baselines = []
+        if "bn_only" in stage.baselines:
+            baselines = bn_only_payloads(payloads, [t.start for t in trials])
         if stage.name == "pretrain":
             # Jobs this sweep already has (a resume) are not copied from the cache again.
             done = done_trials(writer)
             fresh = use_cache([p for p in payloads if p["trial_id"] not in done], writer)
             payloads = fresh + [p for p in payloads if p["trial_id"] in done]
         if stage.search is None:
-            unsuccessful |= run_stage(stage, payloads, resources, writer, threshold)
+            unsuccessful |= run_stage(stage, payloads + baselines, resources, writer, threshold)
         else:
+            unsuccessful |= run_stage(stage, baselines, resources, writer, threshold)
             unsuccessful |= run_search(stage, payloads[0], resources, writer, threshold)
         if stage.name == "pretrain":
             starts = select_pretrain(stage, writer)
@@ -307,23 +296,6 @@ def _exit_code(writer: StoreWriter, unsuccessful: dict[str, str]) -> int:
         f"{len(unsuccessful)} trial(s) of {writer.sweep_id} did not complete: {names}; "
         f"their errors: sweeper status {writer.sweep_id} --store {writer.sweep_dir.parent}"
     )
-
-
-def _effective_resources(
-    stage: StagePlan, info: cluster.ClusterInfo, profile: str, quiet: bool = True
-) -> dict[str, float]:
-    res = {k: float(v) for k, v in stage.resources.items()}
-    if res.get("gpu", 0) > 0 and info.total_gpus == 0 and profile == "embedded":
-        # The embedded default runs every search space as written on a CPU-only machine:
-        # the GPU fraction is dropped, the CPU request stays.
-        if not quiet:
-            print(
-                f"[{stage.name}] no GPU in the cluster: the embedded profile runs these trials "
-                f"on cpu: {res.get('cpu', 1):g} (asked gpu: {res['gpu']:g})",
-                flush=True,
-            )
-        res.pop("gpu")
-    return res
 
 
 __all__ = ["FINISHED", "launch", "new_sweep_id", "resume"]

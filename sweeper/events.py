@@ -175,7 +175,8 @@ class StoreEvents:
 
     def epoch(self, trial_id: str, payload: Mapping[str, Any], record: dict[str, Any]) -> None:
         self.epochs.append(epoch_row(self.sweep_id, payload, record, self.store_root))
-        candidate = self.stage == "clean" and is_success(record, self.threshold)
+        row = {**record, "method": payload.get("method")}
+        candidate = self.stage == "clean" and is_success(row, self.threshold)
         if candidate and (self.best is None or record["clean_acc"] > self.best[0]):
             self.best = (record["clean_acc"], trial_id, record["epoch"])
         if len(self.epochs) >= self.flush_rows:

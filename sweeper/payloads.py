@@ -87,6 +87,35 @@ def origin_payloads(screen: list[dict[str, Any]], starts: list[str | None]) -> l
     return out
 
 
+BN_ONLY_SUFFIX = "-bn-only"
+
+
+def bn_only_payloads(clean: list[dict[str, Any]], starts: list[str | None]) -> list[dict[str, Any]]:
+    """One BN-only baseline trial per cleaning start (`trainers.bn_only`): the start model
+    with BatchNorm re-estimated on the same cleaning data and views as the stage's first
+    trial from it, no weight update. Its rows are never cleaning candidates (method
+    `bn_only`, `results.best.BASELINE_METHODS`); the report shows them beside each start."""
+    out = []
+    for start in dict.fromkeys(starts):
+        base = next(p for p, s in zip(clean, starts, strict=True) if s == start)
+        tid = f"clean-{start or 'ckpt'}{BN_ONLY_SUFFIX}"
+        config = copy.deepcopy(base["config"])
+        config["checkpoint_dir"] = str(Path(base["config"]["checkpoint_dir"]).parent / tid)
+        config["save"] = "none"
+        keep = {k: v for k, v in base["params"].items() if k in ("shrink", "perturb_sigma")}
+        out.append(
+            {
+                **base,
+                "trial_id": tid,
+                "entry": "bn_only",
+                "method": "bn_only",
+                "params": keep,
+                "config": config,
+            }
+        )
+    return out
+
+
 def sha256_of(path: str) -> str | None:
     """The file's sha256, computed once per (path, size, mtime): a 255-point screen hashes
     its start model once. None for a file that is not there (the trial reports that)."""

@@ -31,5 +31,8 @@ def plan_from_dict(raw: dict[str, Any]) -> SweepPlan:
     for s in raw["stages"]:
         trials = tuple(TrialPlan(**t) for t in s["trials"])
         search = OptunaPlan(**s["search"]) if s.get("search") else None
-        stages.append(StagePlan(**{**s, "trials": trials, "search": search}))
+        baselines = tuple(s.get("baselines", ()))
+        stages.append(
+            StagePlan(**{**s, "trials": trials, "search": search, "baselines": baselines})
+        )
     return SweepPlan(**{**raw, "stages": tuple(stages)})

@@ -59,6 +59,8 @@ class StagePlan:
     select: dict[str, Any] | None
     search: OptunaPlan | None
     max_failures: int
+    # Baseline points run beside a clean stage's trials, one per start (`bn_only`).
+    baselines: tuple[str, ...] = ()
 
     @property
     def n_trials(self) -> int:

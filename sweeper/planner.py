@@ -93,8 +93,17 @@ class Planner:
                 if value != getattr(res, key):
                     rule = f"embedded.resources.{key}"
                     self.rescales.add(f"{name}.resources.{key}", value, getattr(res, key), rule)
+        baselines: tuple[str, ...] = ()
+        if name == "clean" and self.spec.clean is not None:
+            baselines = tuple(self.spec.clean.baselines)
         return StagePlan(
-            name, tuple(trials), res.model_dump(), select, search, self.spec.max_failures
+            name,
+            tuple(trials),
+            res.model_dump(),
+            select,
+            search,
+            self.spec.max_failures,
+            baselines,
         )
 
     def report(self, field: str, message: str) -> None:

@@ -241,6 +241,9 @@ class CleanSpec(_Frozen):
     trial: TrialPatch = {}
     # Run every grid point this many times (seeds base + occurrence).
     repeats: int = Field(default=1, ge=1)
+    # Baselines beside the trials, one per start model. bn_only: BatchNorm re-estimated on
+    # the cleaning set with no weight update (a drop in ASR it shows too is not cleaning).
+    baselines: list[Literal["bn_only"]] = ["bn_only"]
     resources: Resources = Resources()
 
     @property

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from trainers.bn_only import bn_only
 from trainers.config import TrialConfig, load_config
 from trainers.deep_cluster import DeepClusterObjective
 from trainers.errors import ConfigError
@@ -85,6 +86,7 @@ ENTRYPOINTS: dict[str, Callable[[ConfigLike, Reporter], TrialOutcome]] = {
     "pretrain": pretrain,
     "clean": clean,
     "screen": screen,
+    "bn_only": bn_only,
 }
 
 

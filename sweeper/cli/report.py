@@ -85,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
         for line in wrote:
             print(line)
         _print_summary(report.summary)
+        for b in report.baselines:
+            print(
+                f"  {b.sweep_id} {b.objective or ''}: BN only (no weight update) "
+                f"{b.clean_acc:.2f}% at ASR {b.asr:.2f}% (start {b.start_acc:.2f}% / "
+                f"{b.start_asr:.2f}%)"
+            )
     # Whatever the output format, a study that cannot answer says so on stderr.
     for w in report.warnings:
         print(w.line(), file=sys.stderr)

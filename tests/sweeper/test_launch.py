@@ -23,8 +23,12 @@ def tiny_spec(
     clean: dict[str, Any] | None = None,
     name: str = "tiny",
     resources: dict[str, float] | None = None,
+    baselines: list[str] | None = None,
 ) -> Path:
-    """A whole sweep in seconds: one MMCL pre-training job, a two-point cleaning grid."""
+    """A whole sweep in seconds: one MMCL pre-training job, a two-point cleaning grid.
+
+    Without the BN-only baseline unless asked (`baselines=["bn_only"]`): one trial fewer
+    for the tests that are about something else."""
     spec = {
         "name": name,
         "paper": "test",
@@ -55,6 +59,7 @@ def tiny_spec(
             "grid": {"lr": [1e-4, 1e-3]},
             "trial": {"optim": {"epochs": 2, "warmup_steps": 2}, "data": {"batch_size": 32}},
             "resources": {"cpu": 1},
+            "baselines": baselines or [],
             **(clean or {}),
         },
     }
@@ -73,7 +78,7 @@ def test_launch_streams_every_epoch_and_reuses_pretraining(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "store"
-    spec = tiny_spec(tmp_path)
+    spec = tiny_spec(tmp_path, baselines=["bn_only"])
     assert main(["launch", str(spec), "--store", str(store)]) == 0
     out = capsys.readouterr().out
     sweep = sweep_of(out)
@@ -81,6 +86,10 @@ def test_launch_streams_every_epoch_and_reuses_pretraining(
     assert (store / sweep / "spec.yaml").is_file()
 
     epochs = read_epochs(store, [sweep]).to_pylist()
+    # The BN-only baseline: the start model (epoch 0) and its BatchNorm re-estimated (1).
+    bn = sorted((r["epoch"], r["method"]) for r in epochs if r["trial_id"] == "clean-mmcl-bn-only")
+    assert bn == [(0, "bn_only"), (1, "bn_only")]
+    epochs = [r for r in epochs if r["method"] != "bn_only"]
     by_trial: dict[str, list[int]] = {}
     for r in epochs:
         by_trial.setdefault(r["trial_id"], []).append(r["epoch"])
