@@ -91,8 +91,35 @@ def check_stages(
         f"{len(bad)} stage(s) ask for more than any node of the cluster has (nodes: "
         f"{nodes or 'none'}):\n"
         + "\n".join(lines)
-        + "\nin the search space (or as an override), or join a bigger cluster with --address"
+        + "\nin the search space (or as an override), join a bigger cluster with --address, "
+        "or pass --fit-resources to run each stage on the biggest node as it is"
     )
+
+
+def biggest_node(info: ClusterInfo) -> dict[str, float]:
+    """The node with the most GPUs, then CPUs, as {cpu, gpu}: where a fitted trial runs."""
+    if not info.nodes:
+        return {"cpu": 0.0, "gpu": 0.0}
+    node = max(info.nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)))
+    return {"cpu": node.get("CPU", 0.0), "gpu": node.get("GPU", 0.0)}
+
+
+def fit_request(request: Mapping[str, float], info: ClusterInfo) -> dict[str, float]:
+    """`request` as it is when some node can hold it, else cut to the biggest node: each
+    of cpu and gpu at most that node's (a GPU request on a node without GPUs is dropped:
+    the trial runs on CPU). Other resources (memory, custom) are kept as asked."""
+    req = {k: float(v) for k, v in request.items()}
+    if _fits(req, info):
+        return req
+    node = biggest_node(info)
+    out = {}
+    for key, value in req.items():
+        if key in node:
+            value = min(value, node[key])
+            if value <= 0:
+                continue
+        out[key] = value
+    return out
 
 
 def _fits(request: Mapping[str, float], info: ClusterInfo) -> bool:

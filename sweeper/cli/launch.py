@@ -71,6 +71,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan; start and write nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    p.add_argument(
+        "--fit-resources",
+        action="store_true",
+        help="run a stage that asks more than any node has (profile=real on a machine "
+        "without GPUs) on the biggest node instead of refusing it; said in one line",
+    )
     intermixed(p)
     p.set_defaults(func=run)
 
@@ -83,11 +89,11 @@ def run(args: argparse.Namespace) -> int:
     spec, plan = plan_file(args.file, args.overrides)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if args.dry_run:
-        from sweeper.driver import check_feasible
+        from sweeper.resources import check_feasible
 
-        # A stage no node of the cluster can hold: an error for a reachable --address, a
-        # warning for this machine (the plan may be meant for a cluster).
-        warning = check_feasible(plan, address)
+        # A stage no node of this machine can hold: a warning (the plan may be meant for a
+        # cluster); --dry-run never contacts a cluster at --address.
+        warning = check_feasible(plan, address, fit=args.fit_resources)
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
         overrides = args.overrides
@@ -109,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             address=address,
             dashboard_host=args.dashboard_host,
             spec_path=args.file,
+            fit_resources=args.fit_resources,
         )
     )
 

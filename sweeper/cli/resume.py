@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dashboard-host", default="127.0.0.1", help="interface the local dashboard binds to"
     )
+    p.add_argument(
+        "--fit-resources",
+        action="store_true",
+        help="as for launch: run a stage no node can hold on the biggest node",
+    )
     p.set_defaults(func=run)
 
 
@@ -35,5 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from sweeper.driver import resume
 
     return resume(
-        args.sweep, store=args.store, address=args.address, dashboard_host=args.dashboard_host
+        args.sweep,
+        store=args.store,
+        address=args.address,
+        dashboard_host=args.dashboard_host,
+        fit_resources=args.fit_resources,
     )
