@@ -61,6 +61,8 @@ class StagePlan:
     max_failures: int
     # Baseline points run beside a clean stage's trials, one per start (`bn_only`).
     baselines: tuple[str, ...] = ()
+    # A screen's points per Ray trial: None for "auto" (sweeper.screen_chunks).
+    points_per_trial: int | None = None
 
     @property
     def n_trials(self) -> int:

@@ -96,6 +96,10 @@ class Planner:
         baselines: tuple[str, ...] = ()
         if name == "clean" and self.spec.clean is not None:
             baselines = tuple(self.spec.clean.baselines)
+        per_trial = None
+        if name == "screen" and self.spec.screen is not None:
+            chosen = self.spec.screen.points_per_trial
+            per_trial = None if chosen == "auto" else int(chosen)
         return StagePlan(
             name,
             tuple(trials),
@@ -104,6 +108,7 @@ class Planner:
             search,
             self.spec.max_failures,
             baselines,
+            per_trial,
         )
 
     def report(self, field: str, message: str) -> None:

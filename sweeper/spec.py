@@ -200,6 +200,9 @@ class ScreenSpec(_Frozen):
     pick: Pick = Pick()
     trial: TrialPatch = {}
     resources: Resources = Resources()
+    # Points one Ray trial evaluates in turn from one loaded start model ("auto": about four
+    # chunks per trial slot, at most 32 points; 1: a trial per point). sweeper.screen_chunks.
+    points_per_trial: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
 
 
 class OptunaParam(_Frozen):

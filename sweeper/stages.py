@@ -18,6 +18,7 @@ from sweeper.events import StoreEvents, trial_row
 from sweeper.payloads import job_of
 from sweeper.plan import StagePlan
 from sweeper.pretrain_cache import write_cache
+from sweeper.screen_chunks import chunk_size, make_chunks, slots
 from sweeper.selection import pick_screened, select_pretrained
 from sweeper.store_paths import resolve
 
@@ -61,6 +62,12 @@ def run_stage(
     if len(todo) < len(payloads):
         print(f"[{stage.name}] {len(payloads) - len(todo)} trial(s) already finished: skipped")
     storage = writer.sweep_dir / "ray"
+    if stage.name == "screen":
+        # Several points per trial: the screen's wall is its evaluations, not Ray's overhead.
+        size = stage.points_per_trial or chunk_size(
+            len(todo), slots(resources, backend.alive_nodes())
+        )
+        todo = make_chunks(todo, size, stage.name)
     with _stopping(stage.name, events, writer):
         backend.run_grid(
             stage.name,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from results.best import DEFAULT_THRESHOLD, best_of_rows
+from sweeper.screen_chunks import POINTS
 from trainers.errors import TrainerError
 from trainers.reporter import EpochRecord
 
@@ -50,6 +51,17 @@ def best_point(
 
 
 def run_payload(payload: dict[str, Any], emit: Emit) -> None:
+    """Run one trial; a chunk of screen points (`sweeper.screen_chunks`) runs each point in
+    turn, every result tagged with its point's trial id (`_point`)."""
+    if payload.get(POINTS):
+        for point in payload[POINTS]:
+            pid = point["trial_id"]
+            run_payload(point, lambda kind, m, pid=pid: emit(kind, {**m, "_point": pid}))
+        return
+    _run_one(payload, emit)
+
+
+def _run_one(payload: dict[str, Any], emit: Emit) -> None:
     from sweeper.plan import apply_params
     from trainers.entries import ENTRYPOINTS
 

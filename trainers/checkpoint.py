@@ -79,8 +79,31 @@ def save_checkpoint(
     return path
 
 
+# The last checkpoints read in this process, by (path, size, mtime): a screen trial that
+# evaluates a chunk of (shrink, sigma) points reads its start model once, not per point.
+# Readers copy the weights into a model (`load_weights`) and never change these tensors.
+_MEMO: dict[tuple[str, int, int], Checkpoint] = {}
+_MEMO_SIZE = 2
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns) if st is not None else None
+    if key is not None and key in _MEMO:
+        return _MEMO[key]
+    ckpt = _load_checkpoint(path)
+    if key is not None:
+        while len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = ckpt
+    return ckpt
+
+
+def _load_checkpoint(path: Path) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint {path} does not exist: check model.checkpoint (a sweeper checkpoint, "

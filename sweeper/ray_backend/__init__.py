@@ -29,6 +29,7 @@ from sweeper.cluster import (
     ray_name,
 )
 from sweeper.errors import ClusterError
+from sweeper.screen_chunks import points_of
 
 EPOCH = "epoch"
 OUTCOME = "outcome"
@@ -114,6 +115,11 @@ def shutdown() -> None:
         ray.shutdown()
 
 
+def alive_nodes() -> tuple[dict[str, float], ...]:
+    """Total resources of each alive node of the joined cluster."""
+    return _alive_nodes()
+
+
 def _alive_nodes() -> tuple[dict[str, float], ...]:
     return tuple(
         {k: float(v) for k, v in n.get("Resources", {}).items()}
@@ -159,6 +165,7 @@ class EventForwarder(tune.Callback):
         self.error: BaseException | None = None
         self.tick_s = tick_s
         self._last = 0.0
+        self._ended: set[str] = set()  # points whose outcome arrived (of chunk trials too)
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks into the experiment state; the events sink (open
@@ -180,24 +187,38 @@ class EventForwarder(tune.Callback):
             payload["trial_id"] = f"{payload['trial_id']}-{trial.trial_id}"
         return payload["trial_id"], payload
 
+    def _open_points(self, trial: Any) -> list[tuple[str, dict[str, Any]]]:
+        """The (trial id, payload) of each point a trial runs that has not ended yet: the
+        trial itself, or each point of a screen chunk (`sweeper.screen_chunks`)."""
+        _, payload = self._who(trial)
+        points = [(p["trial_id"], p) for p in points_of(payload)]
+        return [(pid, p) for pid, p in points if pid not in self._ended]
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._call(self.events.started, *self._who(trial))
+        for pid, point in self._open_points(trial):
+            self._call(self.events.started, pid, point)
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         tid, payload = self._who(trial)
+        if "_point" in result:
+            tid = result["_point"]
+            payload = next(p for p in points_of(payload) if p["trial_id"] == tid)
         kind = result.get("_kind")
         if kind == EPOCH:
             self._call(self.events.epoch, tid, payload, result)
         elif kind == OUTCOME:
+            self._ended.add(tid)
             self._call(self.events.finished, tid, payload, result)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._call(self.events.failed, *self._who(trial), _error_text(trial))
+        for pid, point in self._open_points(trial):
+            self._call(self.events.failed, pid, point, _error_text(trial))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._call(self.events.retrying, *self._who(trial), _error_text(trial))
+        for pid, point in self._open_points(trial):
+            self._call(self.events.retrying, pid, point, _error_text(trial))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         now = time.monotonic()

@@ -70,11 +70,15 @@ def _real_args(synthetic: object) -> list[str]:
 
 
 @pytest.mark.slow
-def test_real_profile_is_refused_whole_then_runs_fitted_on_this_machine(
-    synthetic: object, tmp_path: Path
-) -> None:
+def test_real_profile_is_refused_whole_then_runs_fitted_on_this_machine(tmp_path: Path) -> None:
+    from trainers.data.synthetic import make_synthetic
+
+    # Real formats, few pairs: 256 shards' pairs, a 128-row CSV, 4 eval images per class.
+    data = make_synthetic(
+        tmp_path / "data", n_train=256, n_clean=128, n_eval_per_class=4, image_size=32, seed=0
+    )
     store = tmp_path / "store"
-    args = _real_args(synthetic)
+    args = _real_args(data)
     refused = _cli("launch", *args, "--store", str(store), timeout=300)
     assert refused.returncode == 2, refused
     # Every infeasible stage at once, with the way out, before Ray starts or a file is written.
