@@ -15,6 +15,16 @@ _EXPORTS = {
     "results.candidates": ("DEFAULT_GROUP", "Candidates", "Group", "candidates"),
     "results.errors": ("AnalysisError", "ResultsError", "SchemaError", "StoreError"),
     "results.hypervolume": ("hypervolume", "hypervolumes"),
+    "results.notebook": (
+        "best_cleaned",
+        "frontiers",
+        "load",
+        "load_trials",
+        "plot_frontiers",
+        "plot_pretrain",
+        "plot_scatter",
+        "plot_trajectories",
+    ),
     "results.pareto": ("Frontier", "FrontierMember", "pareto_fronts", "pareto_indices"),
     "results.report": ("build_report", "load_report_data", "render_html", "write_report"),
     "results.stopping": (

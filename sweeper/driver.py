@@ -60,18 +60,20 @@ def launch(
     dashboard_host: str = "127.0.0.1",
     spec_path: str | Path | None = None,
     fit_resources: bool = False,
+    sweep_id: str | None = None,
 ) -> int:
     """Start a new sweep; prints its id and store path first, so scripts can follow it.
 
     The cluster is joined and every stage's request checked against it before anything is
-    written, so a sweep that could never run leaves no trace in the store.
+    written, so a sweep that could never run leaves no trace in the store. `sweep_id`
+    (default: a new one) lets a caller know the id before the sweep ends (`sweeper.launch`).
     """
     # Absolute: Ray Tune runs each trial in its own working directory.
     store = Path(store).resolve()
     # After the cluster: ray.init installs its own SIGTERM handler (sys.exit).
     with _cluster(plan, address, dashboard_host, fit_resources) as info, interrupts.catching():
         # Every p_ column declared up front: one schema for all of the sweep's parts.
-        writer = StoreWriter(store, new_sweep_id(plan.name), params=param_columns(plan))
+        writer = StoreWriter(store, sweep_id or new_sweep_id(plan.name), params=param_columns(plan))
         writer.write_spec(plan.spec_text)
         _save_plan(writer, plan)
         print(f"sweep: {writer.sweep_id}", flush=True)

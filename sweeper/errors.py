@@ -24,3 +24,8 @@ class ClusterError(SweeperError):
 
 class SweepNotFound(SweeperError):
     """A sweep id or path that is not in the store."""
+
+
+class ExportError(SweeperError):
+    """A model that `sweeper export` cannot take out of the store (unknown trial or epoch,
+    no kept checkpoint, an --out folder in the way)."""

@@ -32,6 +32,13 @@ def objective_of(cfg: TrialConfig) -> str:
     return "mmcl_ssl" if cfg.loss.ssl_weight > 0 and cfg.loss.mmcl_weight > 0 else "mmcl"
 
 
+def eval_trigger_kind(cfg: TrialConfig, poison_kind: str | None) -> str:
+    """The trigger ASR is measured with: `eval.trigger`, else the one the model was poisoned
+    with (`poison_kind`: this run's poison, else the start checkpoint's); label-consistent
+    poison is a patch, so badnet."""
+    return cfg.eval.trigger or ("blended" if poison_kind == "blended" else "badnet")
+
+
 def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext:
     """Model (random init or `start`'s weights), tokenizer, eval set and ASR trigger."""
     if cfg.threads:
@@ -44,9 +51,9 @@ def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext
     model.to(device)
     start_meta = start.meta if start is not None else {}
     # ASR uses the trigger the model was poisoned with: this run's poison when it has one,
-    # else the one recorded in the starting checkpoint. Label-consistent poison is a patch.
+    # else the one recorded in the starting checkpoint.
     poison_kind = cfg.poison.kind if cfg.poison.kind != "none" else start_meta.get("poison_kind")
-    trigger_kind = cfg.eval.trigger or ("blended" if poison_kind == "blended" else "badnet")
+    trigger_kind = eval_trigger_kind(cfg, poison_kind)
     target = cfg.eval.target or start_meta.get("target") or cfg.poison.target
     trigger = make_trigger(
         trigger_kind,

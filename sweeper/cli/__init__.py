@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("launch", "resume", "status", "check", "validate", "ls", "report")
+SUBCOMMANDS = ("launch", "resume", "status", "check", "validate", "ls", "report", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

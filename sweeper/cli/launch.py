@@ -85,39 +85,36 @@ def run(args: argparse.Namespace) -> int:
     if args.json and not args.dry_run:
         print("sweeper launch: --json goes with --dry-run", file=sys.stderr)
         return 2
-    # Nothing touches the store before the spec has passed every check.
-    spec, plan = plan_file(args.file, args.overrides)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
-    if args.dry_run:
-        from sweeper.resources import check_feasible
+    if not args.dry_run:
+        from sweeper.api import launch_plan
 
-        # A stage no node of this machine can hold: a warning (the plan may be meant for a
-        # cluster); --dry-run never contacts a cluster at --address.
-        warning = check_feasible(plan, address, fit=args.fit_resources)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-        overrides = args.overrides
-        print(
-            json.dumps(summary(plan, overrides), indent=2)
-            if args.json
-            else table(plan, spec, overrides)
-        )
-        return 0
-    from sweeper.driver import launch
-
-    # No silent override: each value the embedded profile runs differently is said first.
-    for line in rescaled_lines(plan, args.overrides):
-        print(line, flush=True)
-    return int(
-        launch(
-            plan,
+        # The one path from spec to driver, shared with `sweeper.launch` from Python.
+        _, code = launch_plan(
+            args.file,
+            args.overrides,
             store=args.store,
             address=address,
             dashboard_host=args.dashboard_host,
-            spec_path=args.file,
             fit_resources=args.fit_resources,
         )
+        return code
+    # Nothing touches the store before the spec has passed every check.
+    spec, plan = plan_file(args.file, args.overrides)
+    from sweeper.resources import check_feasible
+
+    # A stage no node of this machine can hold: a warning (the plan may be meant for a
+    # cluster); --dry-run never contacts a cluster at --address.
+    warning = check_feasible(plan, address, fit=args.fit_resources)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    overrides = args.overrides
+    print(
+        json.dumps(summary(plan, overrides), indent=2)
+        if args.json
+        else table(plan, spec, overrides)
     )
+    return 0
 
 
 def summary(plan: SweepPlan, overrides: Sequence[str] = ()) -> dict[str, Any]:
