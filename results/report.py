@@ -2,14 +2,19 @@
 
 Sections: the summary table (best cleaned model, relative change, hypervolume, stopping
 loss), accuracy vs ASR of every cleaning epoch, frontiers overlaid across sweeps, cleaning
-trajectories, and the pre-training curves with the selected checkpoint.
+trajectories, an Optuna search's sampled values and hypervolume (when a sweep ran one), and
+the pre-training curves with the selected checkpoint.
+
+One sweep's report is `<sweep>/report.html`; a report of several sweeps is its own file,
+`<store>/reports/<A>+<B>.html`, so it never replaces one sweep's report.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +30,8 @@ from results.parts import atomic_write
 from results.plots import (
     frontiers_figure,
     frontiers_info,
+    optuna_figure,
+    optuna_info,
     pretrain_figure,
     pretrain_info,
     scatter_figure,
@@ -32,9 +39,16 @@ from results.plots import (
     trajectories_figure,
     trajectories_info,
 )
+from results.plots.optuna import describe
 from results.report_table import summary_table
 from results.store import read_epochs, read_trials, resolve_sweeps
+from results.study import PlannedStudies, planned_studies
 from results.summary import Summary, summarize
+
+REPORTS_DIR = "reports"
+# Longest file name (bytes) a multi-sweep report gets before its sweeps are abbreviated;
+# most file systems allow 255.
+_MAX_NAME = 200
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,8 @@ class ReportData:
     epochs: pa.Table
     trials: pa.Table
     sweeps: tuple[str, ...]
+    # The Optuna searches the sweeps' plan files describe (budget, seed, space).
+    studies: PlannedStudies = field(default_factory=lambda: PlannedStudies({}, ()))
 
 
 @dataclass(frozen=True)
@@ -67,10 +83,9 @@ def load_report_data(store: str | Path, sweeps: Sequence[str | Path] | None = No
     epochs = read_epochs(store, sweeps, missing_ok=True)
     trials = read_trials(store, sweeps, missing_ok=True)
     epochs = _fill_objective(epochs, trials)
-    names = tuple(pc.unique(epochs["sweep_id"]).to_pylist()) or tuple(
-        d.name for d in resolve_sweeps(store, sweeps)
-    )
-    return ReportData(epochs, trials, names)
+    dirs = resolve_sweeps(store, sweeps)
+    names = tuple(pc.unique(epochs["sweep_id"]).to_pylist()) or tuple(d.name for d in dirs)
+    return ReportData(epochs, trials, names, planned_studies(dirs))
 
 
 def _fill_objective(epochs: pa.Table, trials: pa.Table) -> pa.Table:
@@ -96,7 +111,9 @@ def build_report(
     cands = candidates(data.epochs, by, "clean")
     summary = summarize(cands, threshold, origins=screen_origins(data.epochs))
     pre = pretrain_info(data.epochs, data.trials)
-    sections = _cleaning_sections(cands, summary, trajectories_per_group) + (
+    sections = _cleaning_sections(cands, summary, trajectories_per_group)
+    sections += _optuna_section(cands, data.studies, summary.threshold)
+    sections += (
         Section(
             "fig-pretrain",
             "Pre-training",
@@ -126,7 +143,9 @@ def _cleaning_sections(cands: Candidates, summary: Summary, per_group: int) -> t
         "Each group's frontier; the legend gives its hypervolume (share of the accuracy-ASR "
         "square dominated, reference accuracy 0%, ASR 100%).",
         f"Up to {per_group} trials per group (best oracle pick first), epochs joined in "
-        "order, markers growing with the epoch.",
+        "order from the start model (white diamond), markers growing with the epoch; colour "
+        "is the swept value, one legend entry per trial (a click hides it, a click on a "
+        "group's title hides the group).",
     )
     figures = (
         scatter_figure(scatter_info(cands, summary)),
@@ -136,6 +155,26 @@ def _cleaning_sections(cands: Candidates, summary: Summary, per_group: int) -> t
     return tuple(
         Section(i, t, c, f) for (i, t), c, f in zip(ids_titles, captions, figures, strict=True)
     )
+
+
+def _optuna_section(
+    cands: Candidates, planned: PlannedStudies, threshold: float
+) -> tuple[Section, ...]:
+    """The Optuna section, only for sweeps that ran a search."""
+    info = optuna_info(cands, planned.studies, threshold)
+    if not info.studies:
+        return ()
+    caption = (
+        " ".join(describe(s) for s in info.studies)
+        + " Each point is one trial at the point the search optimised: its most accurate "
+        f"epoch with ASR ≤ {threshold:g}% (dashed line), else its epoch of lowest ASR; colour "
+        "is the order trials started in. Hypervolume (right) after each trial: of every "
+        "cleaning epoch so far (solid; the summary table's figure at the end) and of the "
+        "trials' points (dotted)."
+    )
+    if planned.problems:
+        caption += " Study settings unknown for " + "; ".join(planned.problems) + "."
+    return (Section("fig-optuna", "Optuna search", caption, optuna_figure(info)),)
 
 
 _CSS = """
@@ -196,8 +235,17 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
 
 
 def default_report_path(store: str | Path, sweeps: Sequence[str | Path]) -> Path:
-    """`<first sweep dir>/report.html`."""
-    return resolve_sweeps(store, sweeps[:1])[0] / "report.html"
+    """`<sweep dir>/report.html` for one sweep; for several, `<store>/reports/<A>+<B>.html`
+    (the store of the first sweep), its name cut to a digest if the names are too long."""
+    dirs = resolve_sweeps(store, sweeps)
+    names = list(dict.fromkeys(d.name for d in dirs))
+    if len(names) == 1:
+        return dirs[0] / "report.html"
+    name = "+".join(names)
+    if len(name.encode("utf-8")) > _MAX_NAME:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:12]
+        name = f"{names[0][:100]}+{len(names) - 1}-more-{digest}"
+    return dirs[0].parent / REPORTS_DIR / f"{name}.html"
 
 
 def write_report(
