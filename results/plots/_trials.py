@@ -16,6 +16,8 @@ TrialKey = tuple[str, str]  # (sweep_id, trial_id)
 
 def trial_spans(cands: Candidates) -> dict[TrialKey, tuple[int, int]]:
     """Rows `a:b` of each (sweep, trial): rows are sorted by group, trial and epoch."""
+    if cands.trial.size == 0:
+        return {}
     starts = np.flatnonzero(np.r_[True, cands.trial[1:] != cands.trial[:-1]])
     ends = np.r_[starts[1:], cands.trial.size]
     names = cands.table.select(["sweep_id", "trial_id"]).take(pa.array(starts)).to_pydict()
