@@ -132,7 +132,13 @@ def colour_bar(scale: ValueScale) -> go.Scatter:
     """An invisible trace whose only mark is the colour bar of `scale`, below the plot."""
     a, b = SEQUENTIAL_SPAN
     stops = sample_colorscale(SEQUENTIAL, [a + (b - a) * i / 10 for i in range(11)])
-    ticks = scale.values if len(scale.values) <= 8 else (scale.low, scale.high)
+    # Every value gets a tick unless it would crowd the last one (labels ~6% of the bar).
+    ticks = [scale.values[0]]
+    for v in scale.values[1:]:
+        if _unit(scale, v) - _unit(scale, ticks[-1]) >= 0.12:
+            ticks.append(v)
+    if ticks[-1] != scale.high:
+        ticks[-1] = scale.high
     return go.Scatter(
         x=[None],
         y=[None],
@@ -154,6 +160,7 @@ def colour_bar(scale: ValueScale) -> go.Scatter:
                 "yanchor": "top",
                 "len": 0.45,
                 "thickness": 12,
+                "tickangle": 0,
                 "tickvals": [_unit(scale, v) for v in ticks],
                 "ticktext": [format_value(v) for v in ticks],
             },

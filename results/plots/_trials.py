@@ -40,16 +40,21 @@ def trial_labels(
     spans: dict[TrialKey, tuple[int, int]],
     scopes: Sequence[Hashable] | None = None,
 ) -> dict[TrialKey, tuple[str, dict[str, Any]]]:
-    """Each trial's label and its swept values. A label gives the values of the parameters
-    that differ among `keys`; where it does not tell two trials of one scope (a legend
-    section: a group) apart, their ids are added."""
+    """Each trial's label and its swept values.
+
+    A label gives the trial's values of the parameters that differ within its scope (a
+    legend section: a group), or, where none does (one trial), of those that differ among
+    all `keys`; a parameter a trial does not have is left out. Where labels do not tell two
+    trials of one scope apart (repeats), their ids are added.
+    """
     params = trial_params(cands, [spans[k][0] for k in keys])
-    names = swept_names(params)
-    labels = [trial_label(p, names) for p in params]
+    everywhere = swept_names(params)
     scope = list(scopes) if scopes is not None else [None] * len(keys)
     out: dict[TrialKey, tuple[str, dict[str, Any]]] = {}
     for s in dict.fromkeys(scope):
         idx = [i for i, x in enumerate(scope) if x == s]
-        fixed = unique_labels([labels[i] for i in idx], [keys[i][1] for i in idx])
+        names = swept_names([params[i] for i in idx]) or everywhere
+        labels = [trial_label(params[i], [n for n in names if n in params[i]]) for i in idx]
+        fixed = unique_labels(labels, [keys[i][1] for i in idx])
         out.update({keys[i]: (label, params[i]) for i, label in zip(idx, fixed, strict=True)})
     return out
