@@ -114,6 +114,29 @@ def test_two_sweeps_in_one_panel_differ_by_line_style(write_sweep, make_trajecto
     assert len({(t.legendgroup, t.name) for t in lines}) == 4
 
 
+def test_labels_name_what_varies_within_a_group(write_sweep, make_trajectory) -> None:
+    """A shrink-and-perturb sweep's trials all carry the screen's pick (shrink, sigma); a
+    grid sweep's have neither: each group's labels name its learning rates only."""
+    write_sweep("grid", _lr_grid(make_trajectory))
+    rows = [
+        r
+        for i, lr in enumerate((1e-4, 1e-3))
+        for r in make_trajectory(
+            f"sp-{i}", [15, 20], [1, 3], lr=lr, shrink=1.0, perturb_sigma=0.4, method="sp"
+        )
+    ]
+    store = write_sweep("sp", rows)
+    info = _trajectories(store, ["grid", "sp"], per_group=4)
+    labels = {(t.group, t.label) for t in info.trajectories}
+    assert ("MMCL · sp · sp", "lr=0.0001") in labels and ("MMCL · sp · sp", "lr=0.001") in labels
+    assert sorted(label for g, label in labels if g.endswith("grid")) == [
+        "lr=0.0001",
+        "lr=0.001",
+        "lr=1e-05",
+        "lr=3e-05",
+    ]
+
+
 def test_frontiers_series_and_starts_each_get_their_own_colour(paper_store) -> None:
     data = load_report_data(paper_store, ["cc6m"])
     cands = candidates(data.epochs)
