@@ -50,9 +50,11 @@ def trial_labels(
     params = trial_params(cands, [spans[k][0] for k in keys])
     everywhere = swept_names(params)
     scope = list(scopes) if scopes is not None else [None] * len(keys)
+    members: dict[Hashable, list[int]] = {}
+    for i, x in enumerate(scope):
+        members.setdefault(x, []).append(i)
     out: dict[TrialKey, tuple[str, dict[str, Any]]] = {}
-    for s in dict.fromkeys(scope):
-        idx = [i for i, x in enumerate(scope) if x == s]
+    for idx in members.values():
         names = swept_names([params[i] for i in idx]) or everywhere
         labels = [trial_label(params[i], [n for n in names if n in params[i]]) for i in idx]
         fixed = unique_labels(labels, [keys[i][1] for i in idx])

@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
-import pyarrow as pa
 
 from results.candidates import Candidates, Group
 from results.labels import group_label
@@ -24,7 +23,7 @@ from results.plots._style import (
     panel_grid,
     panel_of,
 )
-from results.plots._trials import TrialKey, trial_labels, trial_spans
+from results.plots._trials import trial_labels, trial_spans
 from results.summary import Summary
 
 
@@ -66,21 +65,21 @@ def start_name(group: Group) -> str:
     return f"start model · {group_label(key)}" if key else "start model"
 
 
-def _point_labels(cands: Candidates, rows: np.ndarray, named: dict[TrialKey, str]) -> list[str]:
-    keys = cands.table.select(["sweep_id", "trial_id"]).take(pa.array(rows)).to_pydict()
-    return [named[k] for k in zip(keys["sweep_id"], keys["trial_id"], strict=True)]
+def _labels_by_trial(cands: Candidates) -> np.ndarray:
+    """Each trial's label, indexed by its number in `cands.trial` (labels unique per group)."""
+    spans = trial_spans(cands)
+    keys = list(spans)
+    group_of = np.searchsorted(cands.bounds, [spans[k][0] for k in keys], side="right") - 1
+    named = trial_labels(cands, keys, spans, group_of.tolist())
+    out = np.full(int(cands.trial.max()) + 1 if cands.trial.size else 0, "", dtype=object)
+    for k in keys:
+        out[cands.trial[spans[k][0]]] = named[k][0]
+    return out
 
 
 def scatter_info(cands: Candidates, summary: Summary) -> ScatterInfo:
     """Points of every candidate epoch per group, starts (one per panel and position), frontiers."""
-    spans = trial_spans(cands)
-    keys = list(spans)
-    group_of = {
-        k: int(np.searchsorted(cands.bounds, a, side="right")) - 1 for k, (a, _) in spans.items()
-    }
-    named = {
-        k: v[0] for k, v in trial_labels(cands, keys, spans, [group_of[k] for k in keys]).items()
-    }
+    label = _labels_by_trial(cands)
     series, starts, fronts = [], [], []
     for g, gs in enumerate(summary.groups):
         panel, name = panel_of(gs.group), gs.group.label
@@ -93,7 +92,7 @@ def scatter_info(cands: Candidates, summary: Summary) -> ScatterInfo:
                 cands.clean_acc[rows],
                 cands.asr[rows],
                 cands.epoch[rows],
-                _point_labels(cands, rows, named),
+                label[cands.trial[rows]].tolist(),
             )
         )
         start = gs.best.start
