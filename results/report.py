@@ -137,7 +137,8 @@ def _cleaning_sections(cands: Candidates, summary: Summary, per_group: int) -> t
         none = "No cleaning epochs in these sweeps yet."
         return tuple(Section(i, t, none, None) for i, t in ids_titles)
     captions = (
-        "One point per epoch of every cleaning trial; the star is the starting model, the "
+        "One point per epoch of every cleaning trial (one colour per group); each star is a "
+        "starting model (one colour each), the "
         f"shaded band the success region (ASR ≤ {summary.threshold:g}%), the lines each "
         "group's Pareto frontier.",
         "Each group's frontier; the legend gives its hypervolume (share of the accuracy-ASR "

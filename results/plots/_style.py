@@ -11,7 +11,7 @@ from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from results.candidates import Group
-from results.labels import format_value, group_label, objective_label
+from results.labels import group_label, objective_label
 
 # Above this many markers in one figure, WebGL keeps the page responsive (SVG draws one
 # element per marker).
@@ -24,7 +24,7 @@ SEQUENTIAL = "Viridis"
 SEQUENTIAL_SPAN = (0.0, 0.85)
 # Start models: one dark colour each, apart from the group palette, so a star never reads
 # as one group's point.
-START_PALETTE: tuple[str, ...] = ("#000000", "#8c2d04", "#54278f", "#084594", "#525252")
+START_PALETTE: tuple[str, ...] = ("#000000", "#737373", "#8c2d04", "#54278f", "#084594")
 # Line styles that tell apart groups sharing a panel when colour already shows a value.
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 ALL_PANEL = "all models"
@@ -132,10 +132,11 @@ def colour_bar(scale: ValueScale) -> go.Scatter:
     """An invisible trace whose only mark is the colour bar of `scale`, below the plot."""
     a, b = SEQUENTIAL_SPAN
     stops = sample_colorscale(SEQUENTIAL, [a + (b - a) * i / 10 for i in range(11)])
-    # Every value gets a tick unless it would crowd the last one (labels ~6% of the bar).
+    # Every value gets a tick unless it would crowd the last one (a label is up to ~12% of
+    # the bar).
     ticks = [scale.values[0]]
     for v in scale.values[1:]:
-        if _unit(scale, v) - _unit(scale, ticks[-1]) >= 0.12:
+        if _unit(scale, v) - _unit(scale, ticks[-1]) >= 0.15:
             ticks.append(v)
     if ticks[-1] != scale.high:
         ticks[-1] = scale.high
@@ -162,7 +163,7 @@ def colour_bar(scale: ValueScale) -> go.Scatter:
                 "thickness": 12,
                 "tickangle": 0,
                 "tickvals": [_unit(scale, v) for v in ticks],
-                "ticktext": [format_value(v) for v in ticks],
+                "ticktext": [f"{v:.2g}" for v in ticks],
             },
         },
     )

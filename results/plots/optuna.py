@@ -218,8 +218,9 @@ def optuna_figure(info: OptunaInfo) -> go.Figure:
                     col=c,
                 )
             if s.log[s.params.index(name)]:
-                fig.update_xaxes(type="log", row=1, col=c)
-                fig.update_xaxes(type="log", row=2, col=c)
+                # 1e-05, as the trial labels write it, not plotly's SI "10µ".
+                for row in (1, 2):
+                    fig.update_xaxes(type="log", exponentformat="e", row=row, col=c)
         colour = PALETTE[i % len(PALETTE)]
         x = list(range(1, len(s.trials) + 1))
         tag = f" · {s.group}" if several else ""
