@@ -9,6 +9,7 @@ sampled values, never by their Tune ids.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -168,8 +169,76 @@ def _trial_colours() -> list[list[Any]]:
     return [[i / 10, c] for i, c in enumerate(stops)]
 
 
+def _domain_range(study: Study, name: str, log: bool) -> list[float] | None:
+    """The planned range of a numeric parameter as an axis range (log10 on a log axis),
+    padded 3%, so the axis shows where in its space the search sampled; None without one."""
+    d = study.planned.params.get(name, {}) if study.planned else {}
+    low, high = d.get("low"), d.get("high")
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or low >= high:
+        return None
+    if log:
+        if low <= 0:
+            return None
+        low, high = math.log10(low), math.log10(high)
+    pad = 0.03 * (high - low)
+    return [low - pad, high + pad]
+
+
 def _param_x(study: Study, name: str) -> list[Any]:
     return [t.params.get(name) for t in study.trials]
+
+
+def _param_trace(s: Study, i: int, name: str, row: int, legend: str | None) -> go.Scatter:
+    """One study's trials at their values of `name`: accuracy (row 1) or ASR (row 2)."""
+    metric = "accuracy" if row == 1 else "ASR"
+    return go.Scatter(
+        x=_param_x(s, name),
+        y=[t.clean_acc if row == 1 else t.asr for t in s.trials],
+        mode="markers",
+        name=legend or "",
+        legendgroup=f"study-{i}",
+        showlegend=legend is not None,
+        marker={
+            "symbol": SYMBOLS[i % len(SYMBOLS)],
+            "size": 10,
+            "color": [t.number for t in s.trials],
+            "coloraxis": "coloraxis",
+            "line": {"width": 0.5, "color": "black"},
+        },
+        customdata=[[t.label, t.number, t.trial_id] for t in s.trials],
+        hovertemplate="trial %{customdata[1]}: %{customdata[0]}<br>"
+        f"{metric} %{{y:.2f}}%<extra>%{{customdata[2]}}</extra>",
+    )
+
+
+def _add_params(fig: go.Figure, s: Study, i: int, names: list[str], several: bool) -> None:
+    legend: str | None = s.group if several else "trials (colour: trial number)"
+    for c, name in enumerate(names, start=1):
+        if name not in s.params:
+            continue
+        log = s.log[s.params.index(name)]
+        span = _domain_range(s, name, log)
+        for row in (1, 2):
+            fig.add_trace(_param_trace(s, i, name, row, legend), row=row, col=c)
+            legend = None  # one legend entry per study
+            if log:
+                # 1e-05, as the trial labels write it, not plotly's SI "10µ".
+                fig.update_xaxes(type="log", exponentformat="e", row=row, col=c)
+            if span is not None:
+                fig.update_xaxes(range=span, row=row, col=c)
+
+
+def _add_hypervolume(fig: go.Figure, s: Study, i: int, col: int, several: bool) -> None:
+    colour = PALETTE[i % len(PALETTE)]
+    x = list(range(1, len(s.trials) + 1))
+    tag = f" · {s.group}" if several else ""
+    for ys, name, mode, dash in (
+        (s.hv_epochs, f"HV, every epoch{tag}", "lines+markers", "solid"),
+        (s.hv_points, f"HV, trial objectives{tag}", "lines", "dot"),
+    ):
+        line = {"color": colour, "width": 2, "dash": dash, "shape": "hv"}
+        trace = go.Scatter(x=x, y=ys, mode=mode, name=name, line=line, legendgroup=f"hv-{i}")
+        fig.add_trace(trace, row=1, col=col)
 
 
 def optuna_figure(info: OptunaInfo) -> go.Figure:
@@ -181,79 +250,22 @@ def optuna_figure(info: OptunaInfo) -> go.Figure:
         cols=cols,
         specs=[[{} for _ in names] + [{"rowspan": 2}], [{} for _ in names] + [None]],
         subplot_titles=[*names, "hypervolume over trials", *([""] * len(names))],
-        shared_yaxes=False,
         vertical_spacing=0.1,
         horizontal_spacing=0.07,
     )
     n_max = max((len(s.trials) for s in info.studies), default=1)
     several = len(info.studies) > 1
     for i, s in enumerate(info.studies):
-        legend = s.group if several else "trials (colour: trial number)"
-        numbers = [t.number for t in s.trials]
-        for c, name in enumerate(names, start=1):
-            if name not in s.params:
-                continue
-            for row, metric in ((1, "accuracy"), (2, "ASR")):
-                values = [t.clean_acc if row == 1 else t.asr for t in s.trials]
-                fig.add_trace(
-                    go.Scatter(
-                        x=_param_x(s, name),
-                        y=values,
-                        mode="markers",
-                        name=legend,
-                        legendgroup=f"study-{i}",
-                        showlegend=c == 1 and row == 1,
-                        marker={
-                            "symbol": SYMBOLS[i % len(SYMBOLS)],
-                            "size": 10,
-                            "color": numbers,
-                            "coloraxis": "coloraxis",
-                            "line": {"width": 0.5, "color": "black"},
-                        },
-                        customdata=[[t.label, t.number, t.trial_id] for t in s.trials],
-                        hovertemplate="trial %{customdata[1]}: %{customdata[0]}<br>"
-                        f"{metric} %{{y:.2f}}%<extra>%{{customdata[2]}}</extra>",
-                    ),
-                    row=row,
-                    col=c,
-                )
-            if s.log[s.params.index(name)]:
-                # 1e-05, as the trial labels write it, not plotly's SI "10µ".
-                for row in (1, 2):
-                    fig.update_xaxes(type="log", exponentformat="e", row=row, col=c)
-        colour = PALETTE[i % len(PALETTE)]
-        x = list(range(1, len(s.trials) + 1))
-        tag = f" · {s.group}" if several else ""
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s.hv_epochs,
-                mode="lines+markers",
-                name=f"HV, every epoch{tag}",
-                line={"color": colour, "width": 2, "shape": "hv"},
-                legendgroup=f"hv-{i}",
-            ),
-            row=1,
-            col=cols,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s.hv_points,
-                mode="lines",
-                name=f"HV, trial objectives{tag}",
-                line={"color": colour, "width": 2, "dash": "dot", "shape": "hv"},
-                legendgroup=f"hv-{i}",
-            ),
-            row=1,
-            col=cols,
-        )
+        _add_params(fig, s, i, names, several)
+        _add_hypervolume(fig, s, i, cols, several)
     for c in range(1, len(names) + 1):
         fig.add_hline(y=info.threshold, line_dash="dash", line_color="green", row=2, col=c)
         fig.update_xaxes(title_text=names[c - 1], row=2, col=c)
     fig.update_yaxes(title_text="accuracy (%)", row=1, col=1)
     fig.update_yaxes(title_text="ASR (%)", row=2, col=1)
-    fig.update_xaxes(title_text="trial number", row=1, col=cols)
+    # Whole trial numbers: a tick per trial up to 10 trials, then every n-th.
+    dtick = max(1, math.ceil(n_max / 10))
+    fig.update_xaxes(title_text="trial number", dtick=dtick, row=1, col=cols)
     fig.update_yaxes(title_text="hypervolume", row=1, col=cols)
     fig.update_layout(
         template=TEMPLATE,

@@ -227,6 +227,9 @@ def test_optuna_section_and_figure(optuna_store: Path) -> None:
     assert list(acc.x) == [1e-4, 1e-6, 1e-3] and list(acc.marker.color) == [1, 2, 3]
     assert [row[0] for row in acc.customdata] == ["lr=0.0001", "lr=1e-06", "lr=0.001"]
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type is None
+    # The axis spans the planned range, 1e-9 to 3e-3, padded 3%: where the search sampled.
+    assert list(fig.layout.xaxis.range) == pytest.approx([-9.1943, -2.3286], abs=1e-3)
+    assert [t.showlegend for t in (acc, asr)] == [True, False]
     hv = [t for t in fig.data if t.name and t.name.startswith("HV")]
     assert [t.name for t in hv] == ["HV, every epoch", "HV, trial objectives"]
     assert list(hv[0].x) == [1, 2, 3]
