@@ -189,7 +189,8 @@ def trajectories_figure(info: TrajectoriesInfo) -> go.Figure:
         title="Cleaning trajectories (◆ the start model, epoch 0; markers grow with the epoch)",
         legend={"groupclick": "toggleitem"},
         margin={"b": 150},
-        # Tall enough for the legend (a line per trial, two per group title) to show whole.
-        height=max(520, 200 + 20 * (len(info.trajectories) + 2 * len(seen))),
+        # Tall enough for the legend (a line per trial, two per group title) to show whole,
+        # up to a screen's height; beyond that the legend scrolls.
+        height=min(1200, max(520, 200 + 20 * (len(info.trajectories) + 2 * len(seen)))),
     )
     return fig
