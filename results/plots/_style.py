@@ -139,7 +139,7 @@ def colour_bar(scale: ValueScale) -> go.Scatter:
         if _unit(scale, v) - _unit(scale, ticks[-1]) >= 0.15:
             ticks.append(v)
     if ticks[-1] != scale.high:
-        ticks[-1] = scale.high
+        ticks[-1] = scale.high  # the highest value always gets one, in place of the crowded
     return go.Scatter(
         x=[None],
         y=[None],

@@ -186,7 +186,7 @@ def trajectories_figure(info: TrajectoriesInfo) -> go.Figure:
         fig.add_trace(colour_bar(info.scale))
     mark_success(fig, len(info.panels), info.threshold)
     fig.update_layout(
-        title="Cleaning trajectories (◆ the start model, epoch 0; markers grow with the epoch)",
+        title="Cleaning trajectories (◇ the start model, epoch 0; markers grow with the epoch)",
         legend={"groupclick": "toggleitem"},
         margin={"b": 150},
         # Tall enough for the legend (a line per trial, two per group title) to show whole,
