@@ -112,7 +112,7 @@ def build_report(
     summary = summarize(cands, threshold, origins=screen_origins(data.epochs))
     pre = pretrain_info(data.epochs, data.trials)
     sections = _cleaning_sections(cands, summary, trajectories_per_group)
-    sections += _optuna_section(cands, data.studies, summary.threshold)
+    sections += _optuna_section(cands, data, summary.threshold)
     sections += (
         Section(
             "fig-pretrain",
@@ -158,11 +158,18 @@ def _cleaning_sections(cands: Candidates, summary: Summary, per_group: int) -> t
     )
 
 
-def _optuna_section(
-    cands: Candidates, planned: PlannedStudies, threshold: float
-) -> tuple[Section, ...]:
+def _statuses(trials: pa.Table) -> dict[tuple[str, str], str]:
+    if trials.num_rows == 0 or "status" not in trials.column_names:
+        return {}
+    rows = trials.select(["sweep_id", "trial_id", "status"]).to_pydict()
+    keys = zip(rows["sweep_id"], rows["trial_id"], strict=True)
+    return {k: s for k, s in zip(keys, rows["status"], strict=True) if s is not None}
+
+
+def _optuna_section(cands: Candidates, data: ReportData, threshold: float) -> tuple[Section, ...]:
     """The Optuna section, only for sweeps that ran a search."""
-    info = optuna_info(cands, planned.studies, threshold)
+    planned = data.studies
+    info = optuna_info(cands, planned.studies, threshold, _statuses(data.trials))
     if not info.studies:
         return ()
     caption = (

@@ -37,6 +37,7 @@ class StudyTrial(NamedTuple):
     number: int  # 1 = the first trial to start
     clean_acc: float  # the trial's objective point (NaN: no cleaning epoch yet)
     asr: float
+    status: str | None  # its last state in the trials table (None: no row there)
 
 
 class Study(NamedTuple):
@@ -91,6 +92,7 @@ def _study(
     spans: Mapping[TrialKey, tuple[int, int]],
     planned: StudySpec | None,
     threshold: float,
+    statuses: Mapping[TrialKey, str],
 ) -> Study:
     started = _started(cands, {k: spans[k] for k in members})
     members = sorted(members, key=lambda k: (started[k], k[1]))
@@ -101,7 +103,7 @@ def _study(
         rows = np.arange(*spans[k])
         acc, asr = _objective_point(cands, rows, threshold)
         label, params = named[k]
-        trials.append(StudyTrial(k[1], label, params, n, acc, asr))
+        trials.append(StudyTrial(k[1], label, params, n, acc, asr, statuses.get(k)))
         ok = rows[cands.is_candidate[rows]]
         seen += list(zip(cands.clean_acc[ok].tolist(), cands.asr[ok].tolist(), strict=True))
         hv_epochs.append(hypervolume(seen))
@@ -124,9 +126,13 @@ def _study(
 
 
 def optuna_info(
-    cands: Candidates, planned: Mapping[StudyKey, StudySpec], threshold: float
+    cands: Candidates,
+    planned: Mapping[StudyKey, StudySpec],
+    threshold: float,
+    statuses: Mapping[TrialKey, str] | None = None,
 ) -> OptunaInfo:
-    """One study per (sweep, stage) whose trials came from an Optuna search; empty without."""
+    """One study per (sweep, stage) whose trials came from an Optuna search; empty without.
+    `statuses`: each trial's last state (`trials.status`), for the study's description."""
     spans = trial_spans(cands)
     stages = cands.table["stage"].to_pylist() if cands.table.num_rows else []
     members: dict[StudyKey, list[TrialKey]] = {}
@@ -134,7 +140,7 @@ def optuna_info(
         if is_search_trial(k[1], stages[a]):
             members.setdefault((k[0], stages[a]), []).append(k)
     studies = tuple(
-        _study(cands, key, ks, spans, planned.get(key), threshold)
+        _study(cands, key, ks, spans, planned.get(key), threshold, statuses or {})
         for key, ks in sorted(members.items())
     )
     return OptunaInfo(studies, threshold)
@@ -142,9 +148,17 @@ def optuna_info(
 
 def describe(study: Study) -> str:
     """The study in one sentence: budget, seed, space, and what each trial's point is."""
-    done = len(study.trials)
+    ran = len(study.trials)
     p = study.planned
-    budget = f"{done} of {p.n_trials} planned trials" if p and p.n_trials else f"{done} trials"
+    budget = f"{ran} trials"
+    counts: dict[str, int] = {}
+    for t in study.trials:
+        if t.status is not None:
+            counts[t.status] = counts.get(t.status, 0) + 1
+    if counts:
+        budget += " (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"
+    if p and p.n_trials:
+        budget += f" of {p.n_trials} planned"
     seed = f", seed {p.seed}" if p and p.seed is not None else ""
     space = []
     for n in study.params:
@@ -205,8 +219,8 @@ def _param_trace(s: Study, i: int, name: str, row: int, legend: str | None) -> g
             "coloraxis": "coloraxis",
             "line": {"width": 0.5, "color": "black"},
         },
-        customdata=[[t.label, t.number, t.trial_id] for t in s.trials],
-        hovertemplate="trial %{customdata[1]}: %{customdata[0]}<br>"
+        customdata=[[t.label, t.number, t.trial_id, t.status or "?"] for t in s.trials],
+        hovertemplate="trial %{customdata[1]} (%{customdata[3]}): %{customdata[0]}<br>"
         f"{metric} %{{y:.2f}}%<extra>%{{customdata[2]}}</extra>",
     )
 

@@ -193,7 +193,13 @@ def optuna_store(write_sweep, make_trajectory) -> Path:
     for n, (trial, lr, acc, asr) in enumerate(OPTUNA):
         for r in make_trajectory(trial, acc, asr, objective="mmcl_ssl", lr=lr):
             rows.append({**r, "written_at": t0 + timedelta(minutes=10 * n + r["epoch"])})
-    store = write_sweep("opt", rows)
+    status = {"clean-optuna-ccc_00002": "running"}
+    trials = [
+        {"trial_id": t, "stage": "clean", "method": "cleanclip", "objective": "mmcl_ssl",
+         "status": status.get(t, "completed")}
+        for t, *_ in OPTUNA
+    ]  # fmt: skip
+    store = write_sweep("opt", rows, trials)
     (store / "opt" / "plan.json").write_text(json.dumps(PLAN))
     return store
 
@@ -219,13 +225,17 @@ def test_optuna_info_orders_trials_and_tracks_hypervolume(optuna_store: Path) ->
 def test_optuna_section_and_figure(optuna_store: Path) -> None:
     report = build_report(load_report_data(optuna_store, ["opt"]))
     (section,) = [s for s in report.sections if s.id == "fig-optuna"]
-    assert "3 of 40 planned trials, seed 0, sampling lr in [1e-09, 0.003] (log)" in section.caption
+    assert (
+        "3 trials (2 completed, 1 running) of 40 planned, seed 0, sampling lr in [1e-09, 0.003] "
+        "(log)" in section.caption
+    )
     fig = section.figure
     assert fig is not None
     acc, asr = [t for t in fig.data if t.mode == "markers"]
     assert list(acc.y) == [20, 12, 25] and list(asr.y) == [50, 4, 3]
     assert list(acc.x) == [1e-4, 1e-6, 1e-3] and list(acc.marker.color) == [1, 2, 3]
     assert [row[0] for row in acc.customdata] == ["lr=0.0001", "lr=1e-06", "lr=0.001"]
+    assert [row[3] for row in acc.customdata] == ["completed", "completed", "running"]
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type is None
     # The axis spans the planned range, 1e-9 to 3e-3, padded 3%: where the search sampled.
     assert list(fig.layout.xaxis.range) == pytest.approx([-9.1943, -2.3286], abs=1e-3)
@@ -240,7 +250,7 @@ def test_optuna_without_a_readable_plan_still_plots(optuna_store: Path) -> None:
     report = build_report(load_report_data(optuna_store, ["opt"]))
     (section,) = [s for s in report.sections if s.id == "fig-optuna"]
     assert f"Study settings unknown for {optuna_store / 'opt' / 'plan.json'}" in section.caption
-    assert "3 trials, sampling lr" in section.caption
+    assert "3 trials (2 completed, 1 running), sampling lr" in section.caption
     assert section.figure is not None and len(section.figure.data) == 4
 
 
