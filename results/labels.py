@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 METHOD_LABELS: dict[str, str] = {
@@ -66,3 +66,27 @@ def group_label(key: Mapping[str, Any]) -> str:
     order = ("objective", "method")
     columns = [c for c in order if c in key] + [c for c in key if c not in order]
     return " · ".join(value_label(c, key[c]) for c in columns) or "all"
+
+
+def swept_names(params: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The parameters whose value differs between some of `params` (sorted): what a legend
+    needs to tell those trials apart; a value shared by all says nothing."""
+    names = sorted({n for p in params for n in p})
+    return tuple(n for n in names if len({repr(p.get(n)) for p in params}) > 1)
+
+
+def trial_label(params: Mapping[str, Any], names: Sequence[str]) -> str:
+    """ "lr=0.0001 · ssl_weight=0.5": a trial by its swept values, in `names` order."""
+    return " · ".join(f"{n}={format_value(params.get(n))}" for n in names)
+
+
+def unique_labels(labels: Sequence[str], ids: Sequence[str]) -> list[str]:
+    """`labels` with the id appended to each one that occurs more than once (repeats), and
+    the id alone in place of an empty one."""
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+    out = []
+    for label, i in zip(labels, ids, strict=True):
+        out.append(i if not label else f"{label} ({i})" if seen[label] > 1 else label)
+    return out

@@ -2,15 +2,19 @@
 
 Sections: the summary table (best cleaned model, relative change, hypervolume, stopping
 loss), accuracy vs ASR of every cleaning epoch, frontiers overlaid across sweeps, cleaning
-trajectories, and the pre-training curves with the selected checkpoint.
+trajectories, an Optuna search's sampled values and hypervolume (when a sweep ran one), and
+the pre-training curves with the selected checkpoint.
+
+One sweep's report is `<sweep>/report.html`; a report of several sweeps is its own file,
+`<store>/reports/<A>+<B>.html`, so it never replaces one sweep's report.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +31,8 @@ from results.parts import atomic_write
 from results.plots import (
     frontiers_figure,
     frontiers_info,
+    optuna_figure,
+    optuna_info,
     pretrain_figure,
     pretrain_info,
     scatter_figure,
@@ -34,12 +40,23 @@ from results.plots import (
     trajectories_figure,
     trajectories_info,
 )
-from results.plots.attainment import attainment_figure, attainment_info
+from results.plots.optuna import describe
+from results.report_sections import (
+    baselines_html,
+    seeds_caption_and_figure,
+    study_name,
+    warnings_html,
+)
 from results.report_table import summary_table
-from results.seeds import seed_intervals
 from results.store import read_epochs, read_trials, resolve_sweeps
+from results.study import PlannedStudies, planned_studies
 from results.study_warnings import StudyWarning, study_warnings
 from results.summary import Summary, summarize
+
+REPORTS_DIR = "reports"
+# Longest file name (bytes) a multi-sweep report gets before its sweeps are abbreviated;
+# most file systems allow 255.
+_MAX_NAME = 200
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,8 @@ class ReportData:
     epochs: pa.Table
     trials: pa.Table
     sweeps: tuple[str, ...]
+    # The Optuna searches the sweeps' plan files describe (budget, seed, space).
+    studies: PlannedStudies = field(default_factory=lambda: PlannedStudies({}, ()))
 
 
 @dataclass(frozen=True)
@@ -76,10 +95,9 @@ def load_report_data(store: str | Path, sweeps: Sequence[str | Path] | None = No
     epochs = read_epochs(store, sweeps, missing_ok=True)
     trials = read_trials(store, sweeps, missing_ok=True)
     epochs = _fill_objective(epochs, trials)
-    names = tuple(pc.unique(epochs["sweep_id"]).to_pylist()) or tuple(
-        d.name for d in resolve_sweeps(store, sweeps)
-    )
-    return ReportData(epochs, trials, names)
+    dirs = resolve_sweeps(store, sweeps)
+    names = tuple(pc.unique(epochs["sweep_id"]).to_pylist()) or tuple(d.name for d in dirs)
+    return ReportData(epochs, trials, names, planned_studies(dirs))
 
 
 def _fill_objective(epochs: pa.Table, trials: pa.Table) -> pa.Table:
@@ -105,7 +123,9 @@ def build_report(
     cands = candidates(data.epochs, by, "clean")
     summary = summarize(cands, threshold, origins=screen_origins(data.epochs))
     pre = pretrain_info(data.epochs, data.trials)
-    sections = _cleaning_sections(cands, summary, trajectories_per_group) + (
+    sections = _cleaning_sections(cands, summary, trajectories_per_group)
+    sections += _optuna_section(cands, data, summary.threshold)
+    sections += (
         Section(
             "fig-pretrain",
             "Pre-training",
@@ -123,40 +143,8 @@ def build_report(
     return Report(summary, sections, data.sweeps, warned, tuple(baseline_points(data.epochs)))
 
 
-_SWEEP_STAMP = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{4}$")
-
-
-def study_name(sweep_id: str) -> str:
-    """The search space's name a sweep id starts with (the id itself if not stamped)."""
-    return _SWEEP_STAMP.sub("", sweep_id)
-
-
 def _seeds_section(data: ReportData, threshold: float) -> Section:
-    """The sweeps as repeats of one study (one seed each): intervals and attainment."""
-    lines = []
-    for sm in seed_intervals(data.epochs, threshold):
-        line = f"{sm.objective}: start {sm.start_acc.mean:.1f}% / ASR {sm.start_asr.mean:.1f}%; "
-        if sm.best_acc is None:
-            line += f"no candidate at ASR ≤ {threshold:g}% in any of {sm.n_none} sweeps"
-        else:
-            b, rc = sm.best_acc, sm.relative_change
-            line += (
-                f"best accuracy at ASR ≤ {threshold:g}% {b.mean:.1f} [{b.low:.1f}, {b.high:.1f}] "
-                f"over {b.n} sweep(s)"
-            )
-            if rc is not None:
-                line += f", relative change {rc.mean:+.1%} [{rc.low:+.1%}, {rc.high:+.1%}]"
-            if sm.n_none:
-                line += f"; {sm.n_none} sweep(s) without a candidate"
-        lines.append(line)
-    info = attainment_info(data.epochs, len(data.sweeps))
-    caption = (
-        "The sweeps as repeats (one seed each); means with 95% t-intervals across them. "
-        + " | ".join(lines)
-        + ". Lines: empirical attainment surfaces of the cleaning candidates (moocore), the "
-        "median bold, the best and worst cases dotted."
-    )
-    figure = attainment_figure(info) if info.surfaces else None
+    caption, figure = seeds_caption_and_figure(data.epochs, len(data.sweeps), threshold)
     return Section("fig-seeds", "Across seeds", caption, figure)
 
 
@@ -170,13 +158,16 @@ def _cleaning_sections(cands: Candidates, summary: Summary, per_group: int) -> t
         none = "No cleaning epochs in these sweeps yet."
         return tuple(Section(i, t, none, None) for i, t in ids_titles)
     captions = (
-        "One point per epoch of every cleaning trial; the star is the starting model, the "
+        "One point per epoch of every cleaning trial (one colour per group); each star is a "
+        "starting model (one colour each), the "
         f"shaded band the success region (ASR ≤ {summary.threshold:g}%), the lines each "
         "group's Pareto frontier.",
         "Each group's frontier; the legend gives its hypervolume (share of the accuracy-ASR "
         "square dominated, reference accuracy 0%, ASR 100%).",
         f"Up to {per_group} trials per group (best oracle pick first), epochs joined in "
-        "order, markers growing with the epoch.",
+        "order from the start model (white diamond), markers growing with the epoch; colour "
+        "is the swept value, one legend entry per trial (a click hides it, a click on a "
+        "group's title hides the group).",
     )
     figures = (
         scatter_figure(scatter_info(cands, summary)),
@@ -186,6 +177,33 @@ def _cleaning_sections(cands: Candidates, summary: Summary, per_group: int) -> t
     return tuple(
         Section(i, t, c, f) for (i, t), c, f in zip(ids_titles, captions, figures, strict=True)
     )
+
+
+def _statuses(trials: pa.Table) -> dict[tuple[str, str], str]:
+    if trials.num_rows == 0 or "status" not in trials.column_names:
+        return {}
+    rows = trials.select(["sweep_id", "trial_id", "status"]).to_pydict()
+    keys = zip(rows["sweep_id"], rows["trial_id"], strict=True)
+    return {k: s for k, s in zip(keys, rows["status"], strict=True) if s is not None}
+
+
+def _optuna_section(cands: Candidates, data: ReportData, threshold: float) -> tuple[Section, ...]:
+    """The Optuna section, only for sweeps that ran a search."""
+    planned = data.studies
+    info = optuna_info(cands, planned.studies, threshold, _statuses(data.trials))
+    if not info.studies:
+        return ()
+    caption = (
+        " ".join(describe(s) for s in info.studies)
+        + " Each point is one trial at the point the search optimised: its most accurate "
+        f"epoch with ASR ≤ {threshold:g}% (dashed line), else its epoch of lowest ASR; colour "
+        "is the order trials started in. Hypervolume (right) after each trial: of every "
+        "cleaning epoch so far (solid; the summary table's figure at the end) and of the "
+        "trials' points (dotted)."
+    )
+    if planned.problems:
+        caption += " Study settings unknown for " + "; ".join(planned.problems) + "."
+    return (Section("fig-optuna", "Optuna search", caption, optuna_figure(info)),)
 
 
 _CSS = """
@@ -221,10 +239,10 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
         f"<h1>Backdoor cleaning report: {html.escape(sweeps)}</h1>",
         f'<p class="meta">Generated {when}; success threshold ASR ≤ '
         f"{report.summary.threshold:g}%; groups by {html.escape(', '.join(report.summary.by))}.</p>",
-        *_warnings_html(report.warnings),
+        *warnings_html(report.warnings),
         "<h2>Summary</h2>",
         summary_table(report.summary),
-        *_baselines_html(report.baselines),
+        *baselines_html(report.baselines),
     ]
     for s in report.sections:
         body.append(f'<section class="figure" id="{s.id}"><h2>{html.escape(s.title)}</h2>')
@@ -248,41 +266,18 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
     )
 
 
-def _warnings_html(warned: Sequence[StudyWarning]) -> list[str]:
-    if not warned:
-        return []
-    items = "".join(
-        f'<li data-kind="{w.kind}"><b>{html.escape(w.sweep_id)} '
-        f"{html.escape(w.objective or '')}</b>: {html.escape(w.message)}</li>"
-        for w in warned
-    )
-    return [
-        '<section class="warnings" id="warnings"><h2>What this study cannot say</h2>'
-        f"<ul>{items}</ul></section>"
-    ]
-
-
-def _baselines_html(points: Sequence[BaselinePoint]) -> list[str]:
-    if not points:
-        return []
-    rows = "".join(
-        f'<tr><td class="label">{html.escape(p.sweep_id)} {html.escape(p.objective or "")}</td>'
-        f"<td>{p.start_acc:.2f} / {p.start_asr:.2f}</td><td>{p.clean_acc:.2f} / {p.asr:.2f}</td></tr>"
-        for p in points
-    )
-    return [
-        '<section class="baselines" id="baselines"><h2>BatchNorm-only baseline</h2>'
-        '<p class="caption">The start model with BatchNorm re-estimated on the cleaning set and '
-        "no weight update. A cleaning result is worth reporting only where it beats this "
-        "point: an ASR drop it shows too is BatchNorm statistics, not unlearning.</p>"
-        '<table class="summary"><tr><th>start model</th><th>start acc / ASR (%)</th>'
-        f"<th>BN only acc / ASR (%)</th></tr>{rows}</table></section>"
-    ]
-
-
 def default_report_path(store: str | Path, sweeps: Sequence[str | Path]) -> Path:
-    """`<first sweep dir>/report.html`."""
-    return resolve_sweeps(store, sweeps[:1])[0] / "report.html"
+    """`<sweep dir>/report.html` for one sweep; for several, `<store>/reports/<A>+<B>.html`
+    (the store of the first sweep), its name cut to a digest if the names are too long."""
+    dirs = resolve_sweeps(store, sweeps)
+    names = list(dict.fromkeys(d.name for d in dirs))
+    if len(names) == 1:
+        return dirs[0] / "report.html"
+    name = "+".join(names)
+    if len(name.encode("utf-8")) > _MAX_NAME:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:12]
+        name = f"{names[0][:100]}+{len(names) - 1}-more-{digest}"
+    return dirs[0].parent / REPORTS_DIR / f"{name}.html"
 
 
 def write_report(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from results.labels import trial_label
 from results.summary import GroupSummary, Summary, no_candidate_note
 
 _HEADERS = (
@@ -11,7 +12,7 @@ _HEADERS = (
     "start acc / ASR (%)",
     "best cleaned acc (%)",
     "its ASR (%)",
-    "trial, epoch",
+    "trial (swept values), epoch",
     "relative change",
     "hypervolume",
     "stopping loss: last epoch (pts)",
@@ -47,7 +48,11 @@ def _row(gs: GroupSummary, threshold: float) -> str:
             f'<td class="none" colspan="4">{html.escape(no_candidate_note(threshold))}</td>'
         )
     else:
-        where = html.escape(f"{b.best.trial_id}, {b.best.epoch}")
+        # The trial by its swept values (an Optuna trial's id says nothing), its id below.
+        params = trial_label(b.best.params, sorted(b.best.params))
+        where = html.escape(f"{params or b.best.trial_id}, epoch {b.best.epoch}")
+        if params:
+            where += f"<br><small>{html.escape(b.best.trial_id)}</small>"
         cells += [
             f"<td>{b.best.clean_acc:.2f}</td>",
             f"<td>{b.best.asr:.2f}</td>",

@@ -14,8 +14,8 @@ from results.summary import Summary
 
 class FrontierLine(NamedTuple):
     panel: str
-    name: str  # colour: the same group in every panel gets the same colour
-    label: str  # legend: the full group, since one legend serves every panel
+    name: str  # the group without its objective (the panel says that)
+    label: str  # the full group: the legend and the colour, one each per frontier
     clean_acc: tuple[float, ...]
     asr: tuple[float, ...]
     hypervolume: float
@@ -48,15 +48,16 @@ def frontiers_figure(info: FrontiersInfo) -> go.Figure:
     """Render `frontiers_info`."""
     fig = panel_grid(info.panels, "ASR (%)", "accuracy (%)")
     col_of = {p: i + 1 for i, p in enumerate(info.panels)}
-    colour = colours([line.name for line in info.lines])
+    # One colour per frontier: two frontiers are never the same line, even in two panels.
+    colour = colours([line.label for line in info.lines])
     for line in info.lines:
         fig.add_trace(
             go.Scatter(
                 x=line.asr,
                 y=line.clean_acc,
                 mode="lines+markers",
-                line={"shape": "hv", "color": colour[line.name], "width": 2},
-                marker={"size": 6, "color": colour[line.name]},
+                line={"shape": "hv", "color": colour[line.label], "width": 2},
+                marker={"size": 6, "color": colour[line.label]},
                 name=f"{line.label} (HV {line.hypervolume:.4f})",
                 hovertemplate="accuracy %{y:.2f}%, ASR %{x:.2f}%<extra>%{fullData.name}</extra>",
             ),

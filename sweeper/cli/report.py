@@ -1,8 +1,9 @@
 """`sweeper report SWEEP... [--store DIR] [--out FILE] [--threshold 5] [--json] [--csv FILE]`
 
 Writes one self-contained HTML report (plotly.js embedded, opens offline) of the sweeps:
-accuracy vs ASR of every cleaning epoch, frontiers, trajectories, pre-training curves and a
-summary table. `--json` prints the summary for scripts instead (the HTML is then written only
+accuracy vs ASR of every cleaning epoch, frontiers, trajectories, an Optuna search's sampled
+values and hypervolume, pre-training curves and a summary table. One sweep's report is
+<sweep>/report.html; several sweeps get their own <store>/reports/<A>+<B>.html. `--json` prints the summary for scripts instead (the HTML is then written only
 when `--out` is given); `--csv FILE` also writes it as a spreadsheet. Imports only `results`
 and the standard library, so it runs on a laptop without torch or ray.
 """
@@ -36,7 +37,8 @@ def register(subparsers: Any) -> None:
         "--out",
         default=None,
         metavar="FILE",
-        help="HTML file to write (default <store>/<first sweep>/report.html)",
+        help="HTML file to write (default <store>/<sweep>/report.html for one sweep, "
+        "<store>/reports/<A>+<B>.html for several)",
     )
     p.add_argument(
         "--threshold",

@@ -32,7 +32,15 @@ def test_scatter_info(paper_store) -> None:
     info = scatter_info(cands, summary)
     assert info.panels == ("pre-trained with MMCL", "pre-trained with MMCL+SSL")
     assert info.n_points == 12  # 4 cleaning trials x 3 epochs; epoch 0 is the star
-    assert [s.name for s in info.series] == ["CleanCLIP · cc6m"] * 2
+    # One series (legend entry, colour) per group, named in full: the panels' two differ.
+    assert [s.name for s in info.series] == [
+        "MMCL · CleanCLIP · cc6m",
+        "MMCL+SSL · CleanCLIP · cc6m",
+    ]
+    assert [p.name for p in info.starts] == [
+        "start model · MMCL · cc6m",
+        "start model · MMCL+SSL · cc6m",
+    ]
     assert sorted(np.round(info.series[0].asr, 2).tolist()) == [3.0, 4.0, 4.5, 6.0, 30.0, 40.0]
     assert [(p.clean_acc, p.asr) for p in info.starts] == [(23.76, 99.98), (23.86, 99.45)]
     assert info.frontiers[0].asr == (3.0, 4.0) and info.frontiers[0].clean_acc == (23.0, 24.04)
@@ -63,7 +71,9 @@ def test_trajectories_info_sizes_grow_with_epoch(paper_store) -> None:
     assert t.epoch.tolist() == [0, 1, 2, 3]
     assert np.all(np.diff(t.size) > 0)
     assert t.clean_acc.tolist() == [23.76, 23.9, 24.04, 23.0]
-    assert len(trajectories_figure(info).data) == 2
+    fig = trajectories_figure(info)
+    assert [t.mode for t in fig.data] == ["lines+markers"] * 2 + ["markers"]  # + colour bar
+    assert fig.data[2].marker.showscale and fig.data[2].x == (None,)
     assert len(trajectories_info(cands, summary.trials, 5.0, per_group=5).trajectories) == 4
 
 

@@ -143,11 +143,17 @@ def rendered_points(dom: str) -> dict[str, int]:
     return counts
 
 
+def legend_texts(dom: str, section: str) -> list[str]:
+    """The legend's entries plotly drew in one figure section of the rendered page."""
+    chunk = dom.split(f'id="{section}"')[1].split("</section>")[0]
+    return re.findall(r'class="legendtext"[^>]*data-unformatted="([^"]*)"', chunk)
+
+
 def test_report_renders_offline_with_every_point(tmp_path: Path) -> None:
     store = tmp_path / "store"
     write_store(store)
     page, report = write_report(store, ["cc6m", "cc6m_200k"])
-    assert page == store / "cc6m" / "report.html"
+    assert page == store / "reports" / "cc6m+cc6m_200k.html"  # not over cc6m/report.html
     text = page.read_text()
     assert not re.search(r"<script[^>]+src=", text), "the page must not load scripts"
 
@@ -160,6 +166,11 @@ def test_report_renders_offline_with_every_point(tmp_path: Path) -> None:
     # The page's own count (written after the plots were drawn) agrees.
     for section, n in want.items():
         assert f'id="{section}" data-rendered-points="{n}"' in dom
+    # The trajectories' legend, as drawn: one entry per trial, named by its learning rate,
+    # under a title per group (2 sweeps x 2 objectives x 3 methods).
+    legend = legend_texts(dom, "fig-trajectories")
+    assert sorted(legend.count(lr) for lr in ("lr=1e-05", "lr=3e-05", "lr=0.0001")) == [12] * 3
+    assert legend.count("MMCL+SSL · CleanCLIP · cc6m_200k") == 1 and len(legend) == 12 * 4
     # The summary table holds the analysis, in the paper's words.
     assert "MMCL+SSL · CleanCLIP · cc6m_200k" in dom and "MMCL only · cc6m" in dom
     best = report.summary.groups[0].best.best
