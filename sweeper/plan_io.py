@@ -32,4 +32,5 @@ def plan_from_dict(raw: dict[str, Any]) -> SweepPlan:
         trials = tuple(TrialPlan(**t) for t in s["trials"])
         search = OptunaPlan(**s["search"]) if s.get("search") else None
         stages.append(StagePlan(**{**s, "trials": trials, "search": search}))
-    return SweepPlan(**{**raw, "stages": tuple(stages)})
+    loggers = tuple(raw.get("loggers", ()))
+    return SweepPlan(**{**raw, "stages": tuple(stages), "loggers": loggers})

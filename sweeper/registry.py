@@ -186,3 +186,37 @@ def list_models() -> list[str]:
     from trainers.models import list_models as all_models  # torch + open_clip: `ls models` only
 
     return all_models()
+
+
+@dataclass(frozen=True)
+class Logger:
+    """An experiment tracker a sweep may log every epoch to (`loggers:` or `--logger`),
+    through Ray Tune's own callback for it; `module` is the package it needs."""
+
+    name: str
+    description: str
+    module: str
+
+
+LOGGERS: Mapping[str, Logger] = MappingProxyType(
+    {
+        lg.name: lg
+        for lg in (
+            Logger(
+                "tensorboard",
+                "TensorBoard event files, one folder per trial: <sweep>/logs/tensorboard",
+                "tensorboardX",
+            ),
+            Logger(
+                "mlflow", "MLflow file store: <sweep>/logs/mlruns (one run per trial)", "mlflow"
+            ),
+            Logger(
+                "wandb",
+                "Weights & Biases; offline under <sweep>/logs/wandb unless logged in",
+                "wandb",
+            ),
+        )
+    }
+)
+# The pyproject extra that installs every logger's package.
+LOGGERS_EXTRA = "trackers"

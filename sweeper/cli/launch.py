@@ -1,4 +1,5 @@
-"""`sweeper launch FILE [--store DIR] [--address ADDR] [--dry-run [--json]] [dotted.key=value ...]`.
+"""`sweeper launch FILE [--store DIR] [--address ADDR] [--logger NAME] [--dry-run [--json]]
+[dotted.key=value ...]`.
 
 Loads and checks the search space (every problem at once, nothing written on failure), plans
 its stages, and hands the plan to the driver. `--dry-run` prints the plan and starts nothing.
@@ -69,6 +70,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--dashboard-host", default="127.0.0.1", help="Ray dashboard bind host for a local cluster"
     )
+    p.add_argument(
+        "--logger",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also log every epoch to this experiment tracker (repeatable; added to the "
+        "file's `loggers:`; names: `sweeper ls loggers`)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan; start and write nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     intermixed(p)
@@ -80,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         print("sweeper launch: --json goes with --dry-run", file=sys.stderr)
         return 2
     # Nothing touches the store before the spec has passed every check.
-    spec, plan = plan_file(args.file, args.overrides)
+    spec, plan = plan_file(args.file, args.overrides, args.logger)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if args.dry_run:
         from sweeper.driver import check_feasible

@@ -29,6 +29,7 @@ from sweeper.cluster import (
     ray_name,
 )
 from sweeper.errors import ClusterError
+from sweeper.ray_backend.loggers import LogTo, tune_callbacks
 
 EPOCH = "epoch"
 OUTCOME = "outcome"
@@ -238,6 +239,7 @@ def run_grid(
     storage: Path,
     events: StageEvents,
     max_concurrent: int | None = None,
+    log_to: LogTo | None = None,
 ) -> None:
     """Run every payload as one Tune trial; returns when all have ended."""
     if not payloads:
@@ -250,6 +252,7 @@ def run_grid(
         max_failures=max_failures,
         storage=storage,
         events=events,
+        log_to=log_to,
     )
 
 
@@ -265,6 +268,7 @@ def run_optuna(
     storage: Path,
     events: StageEvents,
     max_concurrent: int | None = None,
+    log_to: LogTo | None = None,
 ) -> None:
     """Multi-objective Optuna search (maximise clean_acc, minimise asr) through Ray Tune."""
     from ray.tune.search.optuna import OptunaSearch
@@ -286,6 +290,7 @@ def run_optuna(
         max_failures=max_failures,
         storage=storage,
         events=events,
+        log_to=log_to,
     )
 
 
@@ -311,6 +316,7 @@ def _fit(
     max_failures: int,
     storage: Path,
     events: StageEvents,
+    log_to: LogTo | None = None,
 ) -> None:
     # Tune's newer console output prints a banner per run even at verbose=0; the legacy
     # reporter is silent, and the sweeper prints its own progress line.
@@ -329,7 +335,7 @@ def _fit(
             name=f"{stage}-{int(time.time() * 1000)}",
             storage_path=str(storage.resolve()),
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            callbacks=[forward],
+            callbacks=[forward, *tune_callbacks(log_to, stage)],
             stop=_InterruptStopper(),
             verbose=0,
         ),
