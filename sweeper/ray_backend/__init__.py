@@ -10,6 +10,7 @@ which the driver writes into the results store while the stage runs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -128,9 +129,31 @@ def joined() -> bool:
     return ray.is_initialized()
 
 
+def _quiet_sigterm_exit() -> None:
+    """In a trial's worker: a SIGTERM that lands while Python runs a weakref or GC callback
+    (Ray stopping the worker after a successful run) raises Ray's `SystemExit` in that
+    callback, which Python reports as "Exception ignored in ..." with a traceback on the
+    worker's stderr, forwarded to the sweep's terminal. The exit is what was asked for; any
+    other unraisable exception is still reported by the previous hook."""
+    import sys
+
+    previous = sys.unraisablehook
+    if getattr(previous, "_sweeper_quiet", False):
+        return
+
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, SystemExit):
+            previous(unraisable)
+
+    quiet._sweeper_quiet = True  # type: ignore[attr-defined]
+    sys.unraisablehook = quiet
+
+
 def _trial_fn(config: dict[str, Any]) -> None:
     """Runs in a Ray worker: one trial of one stage."""
     from sweeper.trialrun import run_payload
+
+    _quiet_sigterm_exit()
 
     payload = dict(config["trial"])
     if "params" in config:  # an Optuna trial: the searcher sampled these
@@ -307,6 +330,22 @@ def _tune_domain(name: str, p: Mapping[str, Any]) -> Any:
     return tune.loguniform(low, high) if p.get("log") else tune.uniform(low, high)
 
 
+class _StoreFlushIsNotSlow(logging.Filter):
+    """Drops Tune's "`callbacks.on_step_end` operation took N s, which may be a performance
+    bottleneck" warning: that callback is the sweeper's, and its time is the results store's
+    Parquet write of the tick's rows (by design, once a second at most). Tune's warnings
+    about its own steps are kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`callbacks.on_step_end` operation took" not in record.getMessage()
+
+
+def _quiet_tune_warnings() -> None:
+    tune_util = logging.getLogger("ray.tune.utils.util")
+    if not any(isinstance(f, _StoreFlushIsNotSlow) for f in tune_util.filters):
+        tune_util.addFilter(_StoreFlushIsNotSlow())
+
+
 def _fit(
     stage: str,
     param_space: dict[str, Any],
@@ -324,6 +363,7 @@ def _fit(
     # The sweeper owns SIGINT (sweeper.interrupts): Tune's own handler would end `fit()`
     # as if the stage had finished.
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    _quiet_tune_warnings()
     req = {ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
     trainable = tune.with_resources(_trial_fn, req)
     forward = EventForwarder(events)
