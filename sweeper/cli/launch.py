@@ -144,6 +144,8 @@ def summary(plan: SweepPlan, overrides: Sequence[str] = ()) -> dict[str, Any]:
     rescaled = rescaled_lines(plan, overrides)
     if rescaled:
         out["rescaled"] = rescaled
+    if plan.loggers:
+        out["loggers"] = list(plan.loggers)
     return out
 
 
@@ -164,4 +166,6 @@ def table(plan: SweepPlan, spec: SweepSpec, overrides: Sequence[str] = ()) -> st
         )
     # No silent override: each one the embedded profile runs with another value, and how.
     lines += rescaled_lines(plan, overrides)
+    if plan.loggers:
+        lines.append(f"loggers: {', '.join(plan.loggers)} (under <store>/<sweep>/logs/)")
     return "\n".join(lines)

@@ -56,6 +56,14 @@ def test_launch_flag_adds_to_the_files_loggers_once_each(tmp_path: Path) -> None
     assert plan.loggers == ("tensorboard", "mlflow")
 
 
+def test_dry_run_names_the_loggers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tiny_spec(tmp_path)
+    assert main(["launch", str(path), "--dry-run", "--json", "--logger", "tensorboard"]) == 0
+    assert '"loggers": [\n    "tensorboard"\n  ]' in capsys.readouterr().out
+    assert main(["launch", str(path), "--dry-run", "--logger", "nope"]) == 2
+    assert "loggers[0]: unknown logger 'nope'" in capsys.readouterr().err
+
+
 def test_ls_loggers_lists_every_registered_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ls", "loggers"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
