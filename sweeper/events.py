@@ -153,6 +153,7 @@ class StoreEvents:
     quiet_s: float = 30.0
     _last_counts: str = ""
     _last_detail: str = ""
+    _last_text: str = ""
     _last_print: float = -1e9
     _t0: float = field(default_factory=time.monotonic)
     _progress: StageProgress | None = None
@@ -296,12 +297,13 @@ class StoreEvents:
             or since >= self.quiet_s
         ):
             return
-        eta = (
-            "done" if c["running"] == 0 and stage.epochs_left() == 0 else format_eta(stage.eta_s())
-        )
-        parts = [counts, *([detail] if detail else []), eta, *self._best_text(), f"{elapsed:.0f}s"]
-        print(" | ".join(parts), file=self.out, flush=True)
+        eta = "done" if stage.finished() else format_eta(stage.eta_s())
+        text = " | ".join([counts, *([detail] if detail else []), eta, *self._best_text()])
+        if force and text == self._last_text:
+            return  # the stage's last line, already printed by the last tick
+        print(f"{text} | {elapsed:.0f}s", file=self.out, flush=True)
         self._last_counts, self._last_detail, self._last_print = counts, detail, elapsed
+        self._last_text = text
 
     def _best_text(self) -> list[str]:
         if self.stage != "clean":

@@ -84,13 +84,24 @@ class StageProgress:
             return None
         return sum(t.last_wall - t.first_wall for t in self.trials.values() if t.trained) / epochs
 
+    def unstarted(self) -> int:
+        return max(0, self.total - self.finished_before - len(self.trials))
+
     def epochs_left(self) -> int:
-        unstarted = max(0, self.total - self.finished_before - len(self.trials))
-        return sum(t.left for t in self.trials.values()) + unstarted * (self.default_planned or 0)
+        planned = self.default_planned or 0
+        return sum(t.left for t in self.trials.values()) + self.unstarted() * planned
+
+    def finished(self) -> bool:
+        return self.unstarted() == 0 and all(t.status in ENDED for t in self.trials.values())
 
     def eta_s(self) -> float | None:
         """Seconds until the stage ends: epochs left x seconds per epoch, over the trials
-        that run side by side. 0 when none is left, None while there is no timed epoch."""
+        that run side by side. 0 when none is left, None while there is no timed epoch (or
+        no trial has started, so the epochs to come are not known)."""
+        if self.finished():
+            return 0.0
+        if self.default_planned is None:
+            return None
         left = self.epochs_left()
         if left == 0:
             return 0.0

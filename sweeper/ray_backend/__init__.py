@@ -18,8 +18,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import ray
-from ray import tune
+# Tune warns when one step of its loop takes over TUNE_WARN_THRESHOLD_S (0.5 s): "...may be a
+# performance bottleneck. Please consider reporting results less frequently". The sweeper
+# reports once an epoch, and its driver-side callbacks write the results store and the
+# trackers, which takes longer on a busy or networked disk; a successful run must not read
+# as a failing one. Read when ray.tune is imported, so set first; a user's value wins.
+os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "10")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
 from ray.tune.stopper import Stopper
 
 from sweeper import interrupts

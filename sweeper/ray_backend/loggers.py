@@ -183,18 +183,21 @@ def mlflow_uri(log_dir: Path) -> str:
 
 def wandb_mode() -> str:
     """ "online" when the user has said so or is logged in (WANDB_MODE, WANDB_API_KEY, a
-    `wandb login`), else "offline": a sweep never stops to ask for a key."""
+    `wandb login`, which keeps the key in ~/.netrc), else "offline": a sweep never stops to
+    ask for a key."""
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     if os.environ.get("WANDB_API_KEY"):
         return "online"
-    import wandb
+    import netrc
+    from urllib.parse import urlparse
 
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
     try:
-        wandb.ensure_configured()
-        return "online" if wandb.api.api_key else "offline"
-    except Exception:  # no settings file, no netrc: not logged in
-        return "offline"
+        found = netrc.netrc(os.environ.get("NETRC")).authenticators(host or "")
+    except (OSError, netrc.NetrcParseError):  # no ~/.netrc: never logged in here
+        found = None
+    return "online" if found and found[2] else "offline"
 
 
 def _wandb(log_dir: Path, project: str, group: str) -> LoggerCallback:

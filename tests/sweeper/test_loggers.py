@@ -64,6 +64,28 @@ def test_dry_run_names_the_loggers(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "loggers[0]: unknown logger 'nope'" in capsys.readouterr().err
 
 
+def test_wandb_is_offline_unless_the_user_is_logged_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sweeper.ray_backend.loggers import wandb_mode
+
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    netrc = tmp_path / "netrc"
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert wandb_mode() == "offline"  # no netrc at all
+    netrc.write_text("machine example.org login u password p\n")
+    assert wandb_mode() == "offline"  # credentials, but not W&B's
+    netrc.write_text("machine api.wandb.ai login user password k3y\n")  # what `wandb login` writes
+    assert wandb_mode() == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode() == "disabled"
+    monkeypatch.delenv("WANDB_MODE")
+    netrc.unlink()
+    monkeypatch.setenv("WANDB_API_KEY", "k3y")
+    assert wandb_mode() == "online"
+
+
 def test_ls_loggers_lists_every_registered_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ls", "loggers"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]

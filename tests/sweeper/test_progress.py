@@ -14,6 +14,8 @@ from sweeper.progress import StageProgress, format_eta, planned_epochs
 
 def test_no_timed_epoch_yet_says_estimating() -> None:
     p = StageProgress("clean", total=2)
+    # No trial started: the epochs to come are not known, and the stage is not done.
+    assert p.eta_s() is None and not p.finished()
     p.started("clean-a", planned=4)
     assert p.eta_s() is None
     p.epoch("clean-a", 0, wall_s=3.0)  # the start model's evaluation: nothing trained yet
@@ -53,7 +55,7 @@ def test_finished_trials_leave_nothing_and_the_last_one_runs_alone() -> None:
     assert p.epochs_left() == 3
     assert p.eta_s() == pytest.approx(30.0)
     p.ended("pretrain-ssl", "failed")
-    assert p.epochs_left() == 0 and p.eta_s() == 0.0
+    assert p.finished() and p.epochs_left() == 0 and p.eta_s() == 0.0
     assert p.running_text() == ""
 
 
@@ -114,3 +116,5 @@ def test_store_events_print_a_few_lines_not_a_flood(tmp_path: Path) -> None:
     ev.progress(force=True)
     # 1 epoch in 2 s; left: a's 1 and the unstarted trial's 2 = 3 epochs, 1 slot: 6 s.
     assert " | a epoch 1/2 | ETA ~6s | no candidate at ASR<=5% yet | " in out.getvalue()
+    ev.progress(force=True)  # the stage's closing line, same as the last: not again
+    assert len(out.getvalue().splitlines()) == 2

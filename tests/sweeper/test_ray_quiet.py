@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import weakref
 
@@ -45,6 +46,14 @@ def test_sigterm_exit_in_a_worker_prints_nothing_other_errors_still_do(
     _unraisable_from_a_weakref_callback(ValueError("a real bug"))
     err = capsys.readouterr().err
     assert "ValueError: a real bug" in err and err.count("Exception ignored") == 1
+
+
+def test_tunes_slow_step_threshold_is_raised_before_tune_reads_it() -> None:
+    from ray.tune.utils.util import warn_if_slow
+
+    # sweeper.ray_backend (imported above) sets it unless the user did: 10 s, not 0.5.
+    assert os.environ["TUNE_WARN_THRESHOLD_S"] == "10"
+    assert warn_if_slow.DEFAULT_THRESHOLD == 10.0
 
 
 def test_only_the_store_flush_slow_warning_is_dropped() -> None:
