@@ -220,3 +220,21 @@ LOGGERS: Mapping[str, Logger] = MappingProxyType(
 )
 # The pyproject extra that installs every logger's package.
 LOGGERS_EXTRA = "trackers"
+
+
+def usable_logger(name: str) -> str:
+    """`name` if it is a registered logger whose package is installed, else a ValueError
+    that names the known loggers or the extra to install (the spec's `loggers` check)."""
+    from importlib.util import find_spec
+
+    logger = LOGGERS.get(name)
+    if logger is None:
+        raise ValueError(
+            f"unknown logger {name!r} (known: {', '.join(LOGGERS)}; see `sweeper ls loggers`)"
+        )
+    if find_spec(logger.module) is None:
+        raise ValueError(
+            f"logger {name!r} needs the {logger.module} package, which is not installed: "
+            f"pip install 'sweeper[{LOGGERS_EXTRA}]' (or leave {name!r} out)"
+        )
+    return name

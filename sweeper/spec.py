@@ -60,27 +60,10 @@ def _known_method(name: str) -> str:
     return name
 
 
-def _usable_logger(name: str) -> str:
-    from importlib.util import find_spec
-
-    logger = registry.LOGGERS.get(name)
-    if logger is None:
-        raise ValueError(
-            f"unknown logger {shown(name)} (known: {', '.join(registry.LOGGERS)}; "
-            "see `sweeper ls loggers`)"
-        )
-    # Checked here, not when the first trial reports: a sweep must not run for hours and
-    # then stop (or log nothing) for want of a package on the driver.
-    if find_spec(logger.module) is None:
-        raise ValueError(
-            f"logger {shown(name)} needs the {logger.module} package, which is not installed: "
-            f"pip install 'sweeper[{registry.LOGGERS_EXTRA}]' (or leave {shown(name)} out)"
-        )
-    return name
-
-
 ParamName = Annotated[str, AfterValidator(_known_param)]
-LoggerName = Annotated[str, AfterValidator(_usable_logger)]
+# Checked when the spec is read, not when the first trial reports: a sweep must not run for
+# hours and then stop (or log nothing) for want of a package on the driver.
+LoggerName = Annotated[str, AfterValidator(registry.usable_logger)]
 Values = Annotated[list[Any], MinLen(1)]
 Grid = Annotated[dict[ParamName, Values], MinLen(1)]
 ScreenGrid = Annotated[dict[Annotated[str, AfterValidator(_screen_param)], Values], MinLen(1)]

@@ -77,9 +77,7 @@ class Sweep:
         self.quiet = io.StringIO()  # the driver's own progress lines: not under test here
         self.pretrain = self._events("pretrain")
         self.clean = self._events("clean")
-        self.p, self.a, self.b = (
-            _payload(t) for s in PLAN.stages for t in s.trials
-        )  # fmt: skip
+        self.p, self.a, self.b = (_payload(t) for s in PLAN.stages for t in s.trials)
 
     def _events(self, stage: str) -> StoreEvents:
         return StoreEvents(self.writer, stage, total=2 if stage == "clean" else 1, out=self.quiet)
