@@ -55,6 +55,7 @@ def launch_plan(
     address: str | None = None,
     dashboard_host: str = "127.0.0.1",
     fit_resources: bool = False,
+    loggers: Sequence[str] = (),
 ) -> tuple[str, int]:
     """Check, plan and run the search space `path`: (sweep id, exit code 0).
 
@@ -67,7 +68,7 @@ def launch_plan(
     from sweeper.rescaled import rescaled_lines
 
     # Nothing touches the store before the spec has passed every check.
-    _, plan = plan_file(path, overrides)
+    _, plan = plan_file(path, overrides, loggers)
     # No silent override: each value the embedded profile runs differently is said first.
     for line in rescaled_lines(plan, overrides):
         print(line, flush=True)
@@ -92,6 +93,7 @@ def launch(
     address: str | None = None,
     dashboard_host: str = "127.0.0.1",
     fit_resources: bool = False,
+    loggers: Sequence[str] = (),
 ) -> str:
     """Run the search space `path` to its end and return the sweep id.
 
@@ -106,6 +108,7 @@ def launch(
         address=address,
         dashboard_host=dashboard_host,
         fit_resources=fit_resources,
+        loggers=loggers,
     )
     if code != 0:
         raise SweepFailed(

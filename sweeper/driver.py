@@ -234,6 +234,8 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo,
     starts: dict[str, str] = {}
     screened: dict[str | None, dict[str, Any]] | None = None
     unsuccessful: dict[str, str] = {}
+    # Trackers write under the sweep (`<sweep>/logs/`), beside the store's own rows.
+    log_to = backend.LogTo(plan.loggers, writer.sweep_dir / "logs", plan.name, writer.sweep_id)
     for stage in plan.stages:
         interrupts.raise_if_requested(
             f"interrupted before the {stage.name} stage; finish with: sweeper resume "
@@ -260,10 +262,12 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo,
             fresh = use_cache([p for p in payloads if p["trial_id"] not in done], writer)
             payloads = fresh + [p for p in payloads if p["trial_id"] in done]
         if stage.search is None:
-            unsuccessful |= run_stage(stage, payloads + baselines, resources, writer, threshold)
+            unsuccessful |= run_stage(
+                stage, payloads + baselines, resources, writer, threshold, log_to
+            )
         else:
-            unsuccessful |= run_stage(stage, baselines, resources, writer, threshold)
-            unsuccessful |= run_search(stage, payloads[0], resources, writer, threshold)
+            unsuccessful |= run_stage(stage, baselines, resources, writer, threshold, log_to)
+            unsuccessful |= run_search(stage, payloads[0], resources, writer, threshold, log_to)
         if stage.name == "pretrain":
             starts = select_pretrain(stage, writer)
         elif stage.name == "screen":

@@ -17,6 +17,7 @@ from results.schema import PARAM_PREFIX, param_kind
 from results.store import StoreWriter
 from sweeper.payloads import ORIGIN
 from sweeper.plan import SweepPlan
+from sweeper.progress import StageProgress, format_eta, planned_epochs
 from sweeper.store_paths import in_store
 
 RECORD_FIELDS = (
@@ -149,9 +150,23 @@ class StoreEvents:
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     payloads: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     best: tuple[float, str, int] | None = None
-    _last_line: str = ""
-    _last_print: float = 0.0
+    # A progress line is printed when the trial counts change, when only the running trials'
+    # epochs changed at most every `detail_s`, and at least every `quiet_s` seconds.
+    detail_s: float = 10.0
+    quiet_s: float = 30.0
+    _last_counts: str = ""
+    _last_detail: str = ""
+    _last_text: str = ""
+    _last_print: float = -1e9
     _t0: float = field(default_factory=time.monotonic)
+    _progress: StageProgress | None = None
+
+    @property
+    def stage_progress(self) -> StageProgress:
+        if self._progress is None:
+            before = sum(s in ("completed", "diverged", "failed") for s in self.status.values())
+            self._progress = StageProgress(self.stage, self.total, finished_before=before)
+        return self._progress
 
     @property
     def sweep_id(self) -> str:
@@ -171,10 +186,12 @@ class StoreEvents:
         self.started_at[trial_id] = now()
         self.status[trial_id] = "running"
         self.payloads[trial_id] = payload
+        self.stage_progress.started(trial_id, planned_epochs(payload))
         self.trials.append(self._row(payload, "running", started_at=now()))
 
     def epoch(self, trial_id: str, payload: Mapping[str, Any], record: dict[str, Any]) -> None:
         self.epochs.append(epoch_row(self.sweep_id, payload, record, self.store_root))
+        self.stage_progress.epoch(trial_id, int(record["epoch"]), float(record.get("wall_s") or 0))
         row = {**record, "method": payload.get("method")}
         candidate = self.stage == "clean" and is_success(row, self.threshold)
         if candidate and (self.best is None or record["clean_acc"] > self.best[0]):
@@ -185,6 +202,7 @@ class StoreEvents:
     def finished(self, trial_id: str, payload: Mapping[str, Any], outcome: dict[str, Any]) -> None:
         status = str(outcome.get("status", "completed"))
         self.status[trial_id] = status
+        self.stage_progress.ended(trial_id, status)
         self.outcomes[trial_id] = dict(outcome)
         if status == "failed" and outcome.get("reason"):
             self.errors[trial_id] = str(outcome["reason"])
@@ -201,6 +219,7 @@ class StoreEvents:
 
     def failed(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None:
         self.status[trial_id] = "failed"
+        self.stage_progress.ended(trial_id, "failed")
         self.errors[trial_id] = error
         self.trials.append(
             self._row(
@@ -228,6 +247,7 @@ class StoreEvents:
         ids = [t for t, s in self.status.items() if s == "running"]
         for t in ids:
             self.status[t] = "interrupted"
+            self.stage_progress.ended(t, "interrupted")
             self.trials.append(
                 self._row(
                     self.payloads[t],
@@ -263,24 +283,37 @@ class StoreEvents:
         """Trials that failed or diverged, by id: what makes the sweep's exit code 1."""
         return {t: s for t, s in self.status.items() if s in ("failed", "diverged")}
 
-    def progress(self) -> None:
+    def progress(self, force: bool = False) -> None:
+        """Print the stage's progress line when it says something new (see `detail_s`)."""
         c = self.counts()
-        best = (
-            ""
-            if self.stage != "clean"
-            else (
-                f" | best clean_acc at ASR<={self.threshold:g}%: {self.best[0]:.2f} "
-                f"({self.best[1]}, epoch {self.best[2]})"
-                if self.best
-                else f" | no candidate at ASR<={self.threshold:g}% yet"
-            )
-        )
-        line = (
+        counts = (
             f"[{self.stage}] {c['done']}/{self.total} done, {c['running']} running, "
-            f"{c['failed']} failed{best}"
+            f"{c['failed']} failed"
         )
+        stage = self.stage_progress
+        detail = stage.running_text()
         elapsed = time.monotonic() - self._t0
-        if line != self._last_line or elapsed - self._last_print >= 30:
-            print(f"{line} | {elapsed:.0f}s", file=self.out, flush=True)
-            self._last_line = line
-            self._last_print = elapsed
+        since = elapsed - self._last_print
+        if not (
+            force
+            or counts != self._last_counts
+            or (detail != self._last_detail and since >= self.detail_s)
+            or since >= self.quiet_s
+        ):
+            return
+        eta = "done" if stage.finished() else format_eta(stage.eta_s())
+        text = " | ".join([counts, *([detail] if detail else []), eta, *self._best_text()])
+        if force and text == self._last_text:
+            return  # the stage's last line, already printed by the last tick
+        print(f"{text} | {elapsed:.0f}s", file=self.out, flush=True)
+        self._last_counts, self._last_detail, self._last_print = counts, detail, elapsed
+        self._last_text = text
+
+    def _best_text(self) -> list[str]:
+        if self.stage != "clean":
+            return []
+        t = f"{self.threshold:g}"
+        if self.best is None:
+            return [f"no candidate at ASR<={t}% yet"]
+        acc, tid, ep = self.best
+        return [f"best clean_acc at ASR<={t}%: {acc:.2f} ({tid}, epoch {ep})"]

@@ -74,17 +74,20 @@ def check_file(
     return spec, stages
 
 
-def plan_file(path: str | Path, overrides: Sequence[str] = ()) -> tuple[SweepSpec, SweepPlan]:
+def plan_file(
+    path: str | Path, overrides: Sequence[str] = (), loggers: Sequence[str] = ()
+) -> tuple[SweepSpec, SweepPlan]:
     """Read, check and plan a search space at once (what `load_spec` + `plan_sweep` do, with
-    one planning pass instead of two); a SpecError lists every problem."""
-    spec, planner, stages = _checked(path, overrides)
+    one planning pass instead of two); a SpecError lists every problem. `loggers` are added
+    to the file's `loggers:`."""
+    spec, planner, stages = _checked(path, overrides, loggers)
     return spec, _sweep_plan(spec, planner, stages, path)
 
 
 def _checked(
-    path: str | Path, overrides: Sequence[str]
+    path: str | Path, overrides: Sequence[str], loggers: Sequence[str] = ()
 ) -> tuple[SweepSpec, Planner, list[StagePlan]]:
-    spec, problems = read_spec_parts(path, overrides)
+    spec, problems = read_spec_parts(path, overrides, loggers)
     if any(field == "max_trials" for field, _ in problems):
         raise spec_error(str(path), problems)  # planning it would be the problem
     planner = Planner(spec, Path(path))
@@ -136,6 +139,7 @@ def _sweep_plan(
         report=spec.report,
         rescaled=planner.rescales.as_dict(),
         success_asr=spec.success_asr,
+        loggers=tuple(spec.loggers),
     )
 
 

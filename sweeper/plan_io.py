@@ -35,4 +35,5 @@ def plan_from_dict(raw: dict[str, Any]) -> SweepPlan:
         stages.append(
             StagePlan(**{**s, "trials": trials, "search": search, "baselines": baselines})
         )
-    return SweepPlan(**{**raw, "stages": tuple(stages)})
+    loggers = tuple(raw.get("loggers", ()))
+    return SweepPlan(**{**raw, "stages": tuple(stages), "loggers": loggers})

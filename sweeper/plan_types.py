@@ -85,6 +85,7 @@ class SweepPlan:
     # (see `sweeper.rescaled`).
     rescaled: dict[str, dict[str, Any]] = field(default_factory=dict)
     success_asr: float = 5.0  # the spec's success threshold (ASR %, at or under)
+    loggers: tuple[str, ...] = ()  # experiment trackers (`sweeper ls loggers`)
 
 
 def trial_id(stage: str, start: str | None, params: Mapping[str, Any], occurrence: int) -> str:

@@ -186,3 +186,55 @@ def list_models() -> list[str]:
     from trainers.models import list_models as all_models  # torch + open_clip: `ls models` only
 
     return all_models()
+
+
+@dataclass(frozen=True)
+class Logger:
+    """An experiment tracker a sweep may log every epoch to (`loggers:` or `--logger`),
+    through Ray Tune's own callback for it; `module` is the package it needs."""
+
+    name: str
+    description: str
+    module: str
+
+
+LOGGERS: Mapping[str, Logger] = MappingProxyType(
+    {
+        lg.name: lg
+        for lg in (
+            Logger(
+                "tensorboard",
+                "TensorBoard event files, one folder per trial: <sweep>/logs/tensorboard",
+                "tensorboardX",
+            ),
+            Logger(
+                "mlflow", "MLflow file store: <sweep>/logs/mlruns (one run per trial)", "mlflow"
+            ),
+            Logger(
+                "wandb",
+                "Weights & Biases; offline under <sweep>/logs/wandb unless logged in",
+                "wandb",
+            ),
+        )
+    }
+)
+# The pyproject extra that installs every logger's package.
+LOGGERS_EXTRA = "trackers"
+
+
+def usable_logger(name: str) -> str:
+    """`name` if it is a registered logger whose package is installed, else a ValueError
+    that names the known loggers or the extra to install (the spec's `loggers` check)."""
+    from importlib.util import find_spec
+
+    logger = LOGGERS.get(name)
+    if logger is None:
+        raise ValueError(
+            f"unknown logger {name!r} (known: {', '.join(LOGGERS)}; see `sweeper ls loggers`)"
+        )
+    if find_spec(logger.module) is None:
+        raise ValueError(
+            f"logger {name!r} needs the {logger.module} package, which is not installed: "
+            f"pip install 'sweeper[{LOGGERS_EXTRA}]' (or leave {name!r} out)"
+        )
+    return name

@@ -61,6 +61,9 @@ def _known_method(name: str) -> str:
 
 
 ParamName = Annotated[str, AfterValidator(_known_param)]
+# Checked when the spec is read, not when the first trial reports: a sweep must not run for
+# hours and then stop (or log nothing) for want of a package on the driver.
+LoggerName = Annotated[str, AfterValidator(registry.usable_logger)]
 Values = Annotated[list[Any], MinLen(1)]
 Grid = Annotated[dict[ParamName, Values], MinLen(1)]
 ScreenGrid = Annotated[dict[Annotated[str, AfterValidator(_screen_param)], Values], MinLen(1)]
@@ -274,26 +277,39 @@ class SweepSpec(_Frozen):
     # The success rule's threshold (PAPER_NOTES: a candidate with ASR <= 5% succeeds): the
     # progress line's best, each Optuna trial's objective and the report use it.
     success_asr: float = Field(default=5.0, ge=0, le=100)
+    # Experiment trackers every epoch is logged to besides the store (`sweeper ls loggers`).
+    loggers: list[LoggerName] = []
+
+    @field_validator("loggers")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
 
-def read_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
-    """Parse and check one search-space file (trial configs are checked by the planner)."""
-    spec, problems = read_spec_parts(path, overrides)
+def read_spec(
+    path: str | Path, overrides: Sequence[str] = (), loggers: Sequence[str] = ()
+) -> SweepSpec:
+    """Parse and check one search-space file (trial configs are checked by the planner);
+    `loggers` (launch's `--logger`) are added to the file's."""
+    spec, problems = read_spec_parts(path, overrides, loggers)
     if problems:
         raise spec_error(str(path), problems)
     return spec
 
 
 def read_spec_parts(
-    path: str | Path, overrides: Sequence[str] = ()
+    path: str | Path, overrides: Sequence[str] = (), loggers: Sequence[str] = ()
 ) -> tuple[SweepSpec, list[Problem]]:
     """The schema-valid spec (a SpecError otherwise) and its cross-field problems, unraised,
     so that the planner can add the trial-config problems to the same report."""
-    return _read(Path(path), tuple(overrides), frozenset())
+    return _read(Path(path), tuple(overrides), frozenset(), tuple(loggers))
 
 
 def _read(
-    path: Path, overrides: tuple[str, ...], seen: frozenset[Path]
+    path: Path,
+    overrides: tuple[str, ...],
+    seen: frozenset[Path],
+    loggers: tuple[str, ...] = (),
 ) -> tuple[SweepSpec, list[Problem]]:
     where = str(path)
     raw = read_yaml_mapping(path)
@@ -303,6 +319,10 @@ def _read(
             raw = apply_overrides(raw, overrides)
         except SpecError as err:
             raise SpecError(f"{where}: {err}") from None
+    if loggers:
+        # Added to the file's list (a non-list there is left for the schema to report).
+        given = raw.get("loggers") or []
+        raw = {**raw, "loggers": [*given, *loggers] if isinstance(given, list) else given}
     problems = _missing_checkpoint(raw, path)
     # Booleans and non-finite numbers first: pydantic would take `true` as 1 and 1e400 as inf.
     numbers = [(format_loc(loc), message) for loc, message in number_problems(SweepSpec, raw)]

@@ -18,6 +18,7 @@ from sweeper.events import StoreEvents, trial_row
 from sweeper.payloads import job_of
 from sweeper.plan import StagePlan
 from sweeper.pretrain_cache import write_cache
+from sweeper.ray_backend.loggers import LogTo
 from sweeper.screen_chunks import chunk_size, make_chunks, slots
 from sweeper.selection import pick_screened, select_pretrained
 from sweeper.store_paths import resolve
@@ -49,6 +50,7 @@ def run_stage(
     resources: Mapping[str, float],
     writer: StoreWriter,
     threshold: float,
+    log_to: LogTo | None = None,
 ) -> dict[str, str]:
     """Run what is left of a grid stage; returns its failed or diverged trials."""
     done = done_trials(writer)
@@ -76,6 +78,7 @@ def run_stage(
             max_failures=stage.max_failures,
             storage=storage,
             events=events,
+            log_to=log_to,
         )
     return _ended(events)
 
@@ -86,6 +89,7 @@ def run_search(
     resources: Mapping[str, float],
     writer: StoreWriter,
     threshold: float,
+    log_to: LogTo | None = None,
 ) -> dict[str, str]:
     """An Optuna stage: runs what is left of its trial budget (resume counts finished ones)."""
     search = stage.search
@@ -108,6 +112,7 @@ def run_search(
                 storage=writer.sweep_dir / "ray",
                 events=events,
                 max_concurrent=search.max_concurrent,
+                log_to=log_to,
             )
     return _ended(events)
 
@@ -140,7 +145,7 @@ class _stopping:
 
 def _ended(events: StoreEvents) -> dict[str, str]:
     events.flush()
-    events.progress()
+    events.progress(force=True)
     return events.unsuccessful()
 
 

@@ -1,4 +1,5 @@
-"""`sweeper launch FILE [--store DIR] [--address ADDR] [--dry-run [--json]] [dotted.key=value ...]`.
+"""`sweeper launch FILE [--store DIR] [--address ADDR] [--logger NAME] [--dry-run [--json]]
+[dotted.key=value ...]`.
 
 Loads and checks the search space (every problem at once, nothing written on failure), plans
 its stages, and hands the plan to the driver. `--dry-run` prints the plan and starts nothing.
@@ -69,6 +70,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--dashboard-host", default="127.0.0.1", help="Ray dashboard bind host for a local cluster"
     )
+    p.add_argument(
+        "--logger",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also log every epoch to this experiment tracker (repeatable; added to the "
+        "file's `loggers:`; names: `sweeper ls loggers`)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan; start and write nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     p.add_argument(
@@ -97,10 +106,11 @@ def run(args: argparse.Namespace) -> int:
             address=address,
             dashboard_host=args.dashboard_host,
             fit_resources=args.fit_resources,
+            loggers=args.logger,
         )
         return code
     # Nothing touches the store before the spec has passed every check.
-    spec, plan = plan_file(args.file, args.overrides)
+    spec, plan = plan_file(args.file, args.overrides, args.logger)
     from sweeper.resources import check_feasible
 
     # A stage no node of this machine can hold: a warning (the plan may be meant for a
@@ -139,6 +149,8 @@ def summary(plan: SweepPlan, overrides: Sequence[str] = ()) -> dict[str, Any]:
     rescaled = rescaled_lines(plan, overrides)
     if rescaled:
         out["rescaled"] = rescaled
+    if plan.loggers:
+        out["loggers"] = list(plan.loggers)
     return out
 
 
@@ -159,4 +171,6 @@ def table(plan: SweepPlan, spec: SweepSpec, overrides: Sequence[str] = ()) -> st
         )
     # No silent override: each one the embedded profile runs with another value, and how.
     lines += rescaled_lines(plan, overrides)
+    if plan.loggers:
+        lines.append(f"loggers: {', '.join(plan.loggers)} (under <store>/<sweep>/logs/)")
     return "\n".join(lines)

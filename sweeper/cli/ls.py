@@ -1,4 +1,4 @@
-"""`sweeper ls [methods|params|triggers|models|spaces]`: the registered short names."""
+"""`sweeper ls [methods|params|triggers|models|spaces|loggers]`: the registered short names."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Any
 from sweeper import registry
 from sweeper.errors import SpecError
 
-KINDS = ("methods", "params", "triggers", "models", "spaces")
+KINDS = ("methods", "params", "triggers", "models", "spaces", "loggers")
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "ls",
-        help="list cleaning methods, swept parameters, triggers, models, search spaces",
+        help="list cleaning methods, swept parameters, triggers, models, search spaces, loggers",
         description="List the names a search space may use. No KIND: everything but the full "
         "open_clip model list.",
     )
@@ -78,6 +78,20 @@ def _spaces(args: argparse.Namespace, full: bool) -> list[str]:
     return lines or [f"(no search spaces in {root})"]
 
 
+def _loggers(args: argparse.Namespace, full: bool) -> list[str]:
+    from importlib.util import find_spec
+
+    return [
+        f"{lg.name:<14}{lg.description}"
+        + (
+            ""
+            if find_spec(lg.module)
+            else f" (not installed: pip install 'sweeper[{registry.LOGGERS_EXTRA}]')"
+        )
+        for lg in registry.LOGGERS.values()
+    ]
+
+
 def spaces_dir(given: str | None) -> Path:
     if given:
         return Path(given)
@@ -91,4 +105,5 @@ _LISTERS = {
     "triggers": _triggers,
     "models": _models,
     "spaces": _spaces,
+    "loggers": _loggers,
 }

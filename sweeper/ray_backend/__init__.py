@@ -10,6 +10,7 @@ which the driver writes into the results store while the stage runs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -17,8 +18,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import ray
-from ray import tune
+# Tune warns when one step of its loop takes over TUNE_WARN_THRESHOLD_S (0.5 s): "...may be a
+# performance bottleneck. Please consider reporting results less frequently". The sweeper
+# reports once an epoch, and its driver-side callbacks write the results store and the
+# trackers, which takes longer on a busy or networked disk; a successful run must not read
+# as a failing one. Read when ray.tune is imported, so set first; a user's value wins.
+os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "10")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
 from ray.tune.stopper import Stopper
 
 from sweeper import interrupts
@@ -29,6 +37,7 @@ from sweeper.cluster import (
     ray_name,
 )
 from sweeper.errors import ClusterError
+from sweeper.ray_backend.loggers import LogTo, tune_callbacks
 from sweeper.screen_chunks import points_of
 
 EPOCH = "epoch"
@@ -133,9 +142,31 @@ def joined() -> bool:
     return ray.is_initialized()
 
 
+def _quiet_sigterm_exit() -> None:
+    """In a trial's worker: a SIGTERM that lands while Python runs a weakref or GC callback
+    (Ray stopping the worker after a successful run) raises Ray's `SystemExit` in that
+    callback, which Python reports as "Exception ignored in ..." with a traceback on the
+    worker's stderr, forwarded to the sweep's terminal. The exit is what was asked for; any
+    other unraisable exception is still reported by the previous hook."""
+    import sys
+
+    previous = sys.unraisablehook
+    if getattr(previous, "_sweeper_quiet", False):
+        return
+
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, SystemExit):
+            previous(unraisable)
+
+    quiet._sweeper_quiet = True  # type: ignore[attr-defined]
+    sys.unraisablehook = quiet
+
+
 def _trial_fn(config: dict[str, Any]) -> None:
     """Runs in a Ray worker: one trial of one stage."""
     from sweeper.trialrun import run_payload
+
+    _quiet_sigterm_exit()
 
     payload = dict(config["trial"])
     if "params" in config:  # an Optuna trial: the searcher sampled these
@@ -259,6 +290,7 @@ def run_grid(
     storage: Path,
     events: StageEvents,
     max_concurrent: int | None = None,
+    log_to: LogTo | None = None,
 ) -> None:
     """Run every payload as one Tune trial; returns when all have ended."""
     if not payloads:
@@ -271,6 +303,7 @@ def run_grid(
         max_failures=max_failures,
         storage=storage,
         events=events,
+        log_to=log_to,
     )
 
 
@@ -286,6 +319,7 @@ def run_optuna(
     storage: Path,
     events: StageEvents,
     max_concurrent: int | None = None,
+    log_to: LogTo | None = None,
 ) -> None:
     """Multi-objective Optuna search (maximise clean_acc, minimise asr) through Ray Tune."""
     from ray.tune.search.optuna import OptunaSearch
@@ -307,6 +341,7 @@ def run_optuna(
         max_failures=max_failures,
         storage=storage,
         events=events,
+        log_to=log_to,
     )
 
 
@@ -323,6 +358,22 @@ def _tune_domain(name: str, p: Mapping[str, Any]) -> Any:
     return tune.loguniform(low, high) if p.get("log") else tune.uniform(low, high)
 
 
+class _StoreFlushIsNotSlow(logging.Filter):
+    """Drops Tune's "`callbacks.on_step_end` operation took N s, which may be a performance
+    bottleneck" warning: that callback is the sweeper's, and its time is the results store's
+    Parquet write of the tick's rows (by design, once a second at most). Tune's warnings
+    about its own steps are kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`callbacks.on_step_end` operation took" not in record.getMessage()
+
+
+def _quiet_tune_warnings() -> None:
+    tune_util = logging.getLogger("ray.tune.utils.util")
+    if not any(isinstance(f, _StoreFlushIsNotSlow) for f in tune_util.filters):
+        tune_util.addFilter(_StoreFlushIsNotSlow())
+
+
 def _fit(
     stage: str,
     param_space: dict[str, Any],
@@ -332,6 +383,7 @@ def _fit(
     max_failures: int,
     storage: Path,
     events: StageEvents,
+    log_to: LogTo | None = None,
 ) -> None:
     # Tune's newer console output prints a banner per run even at verbose=0; the legacy
     # reporter is silent, and the sweeper prints its own progress line.
@@ -339,6 +391,7 @@ def _fit(
     # The sweeper owns SIGINT (sweeper.interrupts): Tune's own handler would end `fit()`
     # as if the stage had finished.
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    _quiet_tune_warnings()
     req = {ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
     trainable = tune.with_resources(_trial_fn, req)
     forward = EventForwarder(events)
@@ -350,7 +403,7 @@ def _fit(
             name=f"{stage}-{int(time.time() * 1000)}",
             storage_path=str(storage.resolve()),
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            callbacks=[forward],
+            callbacks=[forward, *tune_callbacks(log_to, stage)],
             stop=_InterruptStopper(),
             verbose=0,
         ),
