@@ -219,6 +219,20 @@ class StoreEvents:
             )
         )
 
+    def stopped(self, trial_id: str, payload: Mapping[str, Any], reason: str) -> None:
+        """The stage's scheduler stopped the trial early: its epochs stay candidates."""
+        self.status[trial_id] = "stopped"
+        self.trials.append(
+            self._row(
+                payload,
+                "stopped",
+                error=reason,
+                started_at=self.started_at.get(trial_id),
+                ended_at=now(),
+            )
+        )
+        self.flush()
+
     def interrupted(self, signal_name: str) -> list[str]:
         """Record every trial still running as interrupted; returns their ids."""
         ids = [t for t, s in self.status.items() if s == "running"]
@@ -250,10 +264,11 @@ class StoreEvents:
 
     def counts(self) -> dict[str, int]:
         values = list(self.status.values())
-        done = sum(v in ("completed", "diverged") for v in values)
+        done = sum(v in ("completed", "diverged", "stopped") for v in values)
         failed = sum(v == "failed" for v in values)
         running = sum(v == "running" for v in values)
-        return {"done": done, "failed": failed, "running": running}
+        stopped = sum(v == "stopped" for v in values)
+        return {"done": done, "failed": failed, "running": running, "stopped": stopped}
 
     def unsuccessful(self) -> dict[str, str]:
         """Trials that failed or diverged, by id: what makes the sweep's exit code 1."""
@@ -273,7 +288,9 @@ class StoreEvents:
         )
         line = (
             f"[{self.stage}] {c['done']}/{self.total} done, {c['running']} running, "
-            f"{c['failed']} failed{best}"
+            f"{c['failed']} failed"
+            + (f", {c['stopped']} stopped early" if c["stopped"] else "")
+            + best
         )
         elapsed = time.monotonic() - self._t0
         if line != self._last_line or elapsed - self._last_print >= 30:

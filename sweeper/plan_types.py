@@ -59,6 +59,9 @@ class StagePlan:
     select: dict[str, Any] | None
     search: OptunaPlan | None
     max_failures: int
+    # The stage's early-stopping scheduler, e.g. {"pareto_asha": {"grace": 2, "reduction": 3}}
+    # (None: every trial trains all its epochs). Plans saved before it existed load as None.
+    scheduler: dict[str, Any] | None = None
 
     @property
     def n_trials(self) -> int:

@@ -93,8 +93,16 @@ class Planner:
                 if value != getattr(res, key):
                     rule = f"embedded.resources.{key}"
                     self.rescales.add(f"{name}.resources.{key}", value, getattr(res, key), rule)
+        section = {"screen": self.spec.screen, "clean": self.spec.clean}.get(name)
+        sched = getattr(section, "scheduler", None)
         return StagePlan(
-            name, tuple(trials), res.model_dump(), select, search, self.spec.max_failures
+            name,
+            tuple(trials),
+            res.model_dump(),
+            select,
+            search,
+            self.spec.max_failures,
+            scheduler=sched.model_dump(exclude_none=True) if sched is not None else None,
         )
 
     def report(self, field: str, message: str) -> None:

@@ -195,11 +195,36 @@ class Pick(_Frozen):
     max_asr: float = Field(default=15.0, ge=0, le=100)
 
 
+class ParetoAshaSpec(_Frozen):
+    """Pareto-aware asynchronous successive halving (`sweeper.pareto_asha`): rungs at
+    grace, grace * reduction, grace * reduction**2, ... epochs, each keeping the best
+    1/reduction of the trials that reach it."""
+
+    grace: int = Field(default=1, ge=1)
+    reduction: float = Field(default=3.0, gt=1)
+
+
+class SchedulerSpec(_Frozen):
+    """A stage's early-stopping scheduler: one of the names `sweeper ls schedulers` lists."""
+
+    pareto_asha: ParetoAshaSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SchedulerSpec:
+        if sum(v is not None for v in (self.pareto_asha,)) != 1:
+            raise ValueError(
+                f"name one scheduler ({', '.join(registry.SCHEDULERS)}), e.g. "
+                "`scheduler: {pareto_asha: {grace: 2, reduction: 3}}`"
+            )
+        return self
+
+
 class ScreenSpec(_Frozen):
     grid: ScreenGrid
     pick: Pick = Pick()
     trial: TrialPatch = {}
     resources: Resources = Resources()
+    scheduler: SchedulerSpec | None = None
 
 
 class OptunaParam(_Frozen):
@@ -242,6 +267,8 @@ class CleanSpec(_Frozen):
     # Run every grid point this many times (seeds base + occurrence).
     repeats: int = Field(default=1, ge=1)
     resources: Resources = Resources()
+    # Early stopping over epochs; with a grid or an Optuna search.
+    scheduler: SchedulerSpec | None = None
 
     @property
     def method_name(self) -> str:

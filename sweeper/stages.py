@@ -21,7 +21,8 @@ from sweeper.pretrain_cache import write_cache
 from sweeper.selection import pick_screened, select_pretrained
 from sweeper.store_paths import resolve
 
-FINISHED = ("completed", "diverged", "failed")
+# A trial its stage's scheduler stopped early is finished: `resume` does not run it again.
+FINISHED = ("completed", "diverged", "failed", "stopped")
 
 
 def epoch_rows(writer: StoreWriter) -> list[dict[str, Any]]:
@@ -69,6 +70,7 @@ def run_stage(
             max_failures=stage.max_failures,
             storage=storage,
             events=events,
+            scheduler=stage.scheduler,
         )
     return _ended(events)
 
@@ -101,6 +103,7 @@ def run_search(
                 storage=writer.sweep_dir / "ray",
                 events=events,
                 max_concurrent=search.max_concurrent,
+                scheduler=stage.scheduler,
             )
     return _ended(events)
 

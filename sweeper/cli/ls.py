@@ -1,4 +1,4 @@
-"""`sweeper ls [methods|params|triggers|models|spaces]`: the registered short names."""
+"""`sweeper ls [methods|params|triggers|schedulers|models|spaces]`: the registered short names."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Any
 from sweeper import registry
 from sweeper.errors import SpecError
 
-KINDS = ("methods", "params", "triggers", "models", "spaces")
+KINDS = ("methods", "params", "triggers", "schedulers", "models", "spaces")
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "ls",
-        help="list cleaning methods, swept parameters, triggers, models, search spaces",
+        help="list cleaning methods, swept parameters, triggers, schedulers, models, search spaces",
         description="List the names a search space may use. No KIND: everything but the full "
         "open_clip model list.",
     )
@@ -54,6 +54,10 @@ def _triggers(args: argparse.Namespace, full: bool) -> list[str]:
     return [f"{name:<18}{text}" for name, text in registry.TRIGGERS.items()]
 
 
+def _schedulers(args: argparse.Namespace, full: bool) -> list[str]:
+    return [f"{name:<18}{text}" for name, text in registry.SCHEDULERS.items()]
+
+
 def _models(args: argparse.Namespace, full: bool) -> list[str]:
     lines = [f"{name:<18}{text}" for name, text in registry.TINY_MODELS.items()]
     if not full:
@@ -89,6 +93,7 @@ _LISTERS = {
     "methods": _methods,
     "params": _params,
     "triggers": _triggers,
+    "schedulers": _schedulers,
     "models": _models,
     "spaces": _spaces,
 }
