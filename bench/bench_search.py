@@ -108,9 +108,17 @@ def write_spec(tmp: Path, lrs: list[float], epochs: int, scheduler: dict | None)
 def launch(spec: Path, store: Path) -> tuple[Path, float]:
     from sweeper.cli import main
 
-    t0 = time.monotonic()
-    code = main(["launch", str(spec), "--store", str(store)])
-    wall = time.monotonic() - t0
+    for attempt in range(6):
+        before = set(store.iterdir()) if store.is_dir() else set()
+        t0 = time.monotonic()
+        code = main(["launch", str(spec), "--store", str(store)])
+        wall = time.monotonic() - t0
+        # Ray gives a local node 30 s to start; on a loaded machine that may not be enough,
+        # and the launch then leaves nothing in the store: try again.
+        fresh = (set(store.iterdir()) if store.is_dir() else set()) - before
+        if code == 0 or fresh or attempt == 5:
+            break
+        print(f"sweeper launch wrote nothing (exit {code}): trying again", flush=True)
     if code != 0:
         raise SystemExit(f"sweeper launch {spec} ended with {code}")
     newest = max((d for d in store.iterdir() if (d / "plan.json").is_file()), key=os.path.getmtime)
@@ -313,8 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         f"full grid (real run): {grid_dir}: {len(trajs)} trials, {total} training epochs, "
         f"wall {wall:.0f} s, hypervolume {hypervolume([p for t in trajs for p in t.points]):.4f}"
     )
-    print(f"replay: {args.workers} trials at once, pareto_asha grace {args.grace}, "
-          f"reduction {args.reduction:g}; budgets: pareto_asha's epochs")
+    print(
+        f"replay: {args.workers} trials at once, pareto_asha grace {args.grace}, "
+        f"reduction {args.reduction:g}; budgets: pareto_asha's epochs"
+    )
     print(f"{'strategy':<14}{'hv_fraction':>12}{'epoch_fraction':>16}  source / note")
     rows = replay(trajs, args.workers, args.grace, args.reduction, args.seeds)
     for name, hv, ep, note in rows:

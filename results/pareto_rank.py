@@ -64,7 +64,7 @@ def rank_trials(sets: Mapping[str, Sequence[Point]]) -> list[TrialStanding]:
     """Every trial of `sets` (trial -> its candidate points), best first (see module doc)."""
     names = list(sets)
     owner = [i for i, name in enumerate(names) for _ in sets[name]]
-    pool = [tuple(map(float, p)) for name in names for p in sets[name]]
+    pool: list[Point] = [(float(p[0]), float(p[1])) for name in names for p in sets[name]]
     layers = nondominated_layers(pool)
     trial_layer = [NO_LAYER] * len(names)
     for i, layer in zip(owner, layers.tolist(), strict=True):

@@ -15,7 +15,7 @@ T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 def table(rows: list[tuple[str, str, str, int, float, float]]) -> pa.Table:
     """(sweep, stage, trial, epoch, clean_acc, asr) rows, written in list order."""
     cols = ["sweep_id", "stage", "trial_id", "epoch", "clean_acc", "asr"]
-    data = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+    data: dict[str, list[object]] = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
     data["written_at"] = [T0 + timedelta(seconds=i) for i in range(len(rows))]
     return pa.table(data)
 

@@ -27,8 +27,9 @@ def test_rungs_grow_by_the_reduction() -> None:
 def test_a_dominating_newcomer_is_never_stopped() -> None:
     asha = ParetoASHA(grace=1, reduction=3)
     assert asha.report("a", 0, 80, 90) is None  # epoch 0: the start model, no rung
-    assert asha.report("a", 1, 50, 50).stop is False  # the first at a rung goes on
-    assert asha.report("b", 1, 60, 40).stop is False  # 2 at the rung keep the best 1: b
+    first, second = asha.report("a", 1, 50, 50), asha.report("b", 1, 60, 40)
+    assert first is not None and not first.stop  # the first at a rung goes on
+    assert second is not None and not second.stop  # 2 at the rung keep the best 1: b
     d = asha.report("c", 1, 70, 10)
     assert d is not None and (d.position, d.n_at_rung, d.keep, d.layer) == (0, 3, 1, 0)
     assert d.stop is False
@@ -65,7 +66,12 @@ def test_hypervolume_contribution_keeps_the_spread() -> None:
     #   a: (70.1, 90] x (80, 100)               = 19.9 * 20        = 398
     #   d: (70, 70.1] x (30.1, 80)              = 0.1 * 49.9       = 4.99
     #   c: (50, 70] x (30, 30.1)                = 20 * 0.1         = 2
-    sets = {"a": [(90, 80)], "b": [(50, 5)], "c": [(70, 30)], "d": [(70.1, 30.1)]}
+    sets: dict[str, list[tuple[float, float]]] = {
+        "a": [(90, 80)],
+        "b": [(50, 5)],
+        "c": [(70, 30)],
+        "d": [(70.1, 30.1)],
+    }
     ranking = rank_trials(sets)
     assert [s.trial for s in ranking] == ["b", "a", "d", "c"]
     assert {s.layer for s in ranking} == {0}

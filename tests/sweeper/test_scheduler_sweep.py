@@ -35,9 +35,7 @@ def test_a_stopped_trial_keeps_its_epochs_and_says_why(
     assert "1 stopped early" in out
 
     trials = {
-        r["trial_id"]: r
-        for r in read_trials(store, [sweep]).to_pylist()
-        if r["stage"] == "clean"
+        r["trial_id"]: r for r in read_trials(store, [sweep]).to_pylist() if r["stage"] == "clean"
     }
     by_status = {r["status"]: t for t, r in trials.items()}
     assert sorted(r["status"] for r in trials.values()) == ["completed", "stopped"]
