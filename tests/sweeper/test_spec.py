@@ -116,7 +116,8 @@ def test_every_schema_problem_in_one_message(tmp_path: Path) -> None:
     for line in (
         "clean.resources.gpu: 1.5: ask for a fraction of one GPU (<= 1) or whole GPUs",
         "clean.resources.cpu: must be > 0 (got 0)",
-        "clean.methd: unknown key (allowed: method, grid, search, trial, repeats, resources)",
+        "clean.methd: unknown key (allowed: method, grid, search, trial, repeats, resources, "
+        "scheduler)",
         "max_failures: input should be a valid integer",
     ):
         assert line in message
