@@ -71,6 +71,7 @@ def run_stage(
             storage=storage,
             events=events,
             scheduler=stage.scheduler,
+            history=_history(stage, writer, set(done)),
         )
     return _ended(events)
 
@@ -104,8 +105,18 @@ def run_search(
                 events=events,
                 max_concurrent=search.max_concurrent,
                 scheduler=stage.scheduler,
+                history=_history(stage, writer, set(done)),
             )
     return _ended(events)
+
+
+def _history(stage: StagePlan, writer: StoreWriter, done: set[str]) -> list[dict[str, Any]]:
+    """A resumed stage's epoch rows of its finished trials, in the order they were written,
+    for its scheduler's rungs (none without a scheduler or before anything finished)."""
+    if not stage.scheduler or not done:
+        return []
+    rows = [r for r in epoch_rows(writer) if r["stage"] == stage.name and r["trial_id"] in done]
+    return sorted(rows, key=lambda r: (r["written_at"], r["trial_id"], r["epoch"]))
 
 
 class _stopping:

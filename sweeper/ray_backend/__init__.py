@@ -257,12 +257,14 @@ def run_grid(
     events: StageEvents,
     max_concurrent: int | None = None,
     scheduler: Mapping[str, Any] | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Run every payload as one Tune trial; returns when all have ended. `scheduler` is the
-    stage's `scheduler:` section (None: every trial runs all its epochs)."""
+    stage's `scheduler:` section (None: every trial runs all its epochs), `history` the
+    epoch rows of the stage's trials that finished before (`make_scheduler`)."""
     if not payloads:
         return
-    sched = make_scheduler(scheduler)
+    sched = make_scheduler(scheduler, history)
     _fit(
         stage,
         {"trial": tune.grid_search(list(payloads))},
@@ -293,6 +295,7 @@ def run_optuna(
     events: StageEvents,
     max_concurrent: int | None = None,
     scheduler: Mapping[str, Any] | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Multi-objective Optuna search (maximise clean_acc, minimise asr) through Ray Tune.
 
@@ -305,7 +308,7 @@ def run_optuna(
     searcher = OptunaSearch(
         metric=["objective_acc", "objective_asr"], mode=["max", "min"], seed=seed
     )
-    sched = make_scheduler(scheduler)
+    sched = make_scheduler(scheduler, history)
     _fit(
         stage,
         {"trial": base, "params": space},

@@ -8,7 +8,7 @@ into Tune's STOP. A FIFO scheduler otherwise: trials start in submission order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -63,13 +63,23 @@ def planned_epochs(config: Mapping[str, Any]) -> int | None:
     return int(epochs) if epochs is not None else None
 
 
-def make_scheduler(spec: Mapping[str, Any] | None) -> ParetoASHAScheduler | None:
-    """The scheduler a stage's `scheduler:` section names (None: Tune's FIFO default)."""
+def make_scheduler(
+    spec: Mapping[str, Any] | None, history: Iterable[Mapping[str, Any]] = ()
+) -> ParetoASHAScheduler | None:
+    """The scheduler a stage's `scheduler:` section names (None: Tune's FIFO default).
+
+    `history` is the stage's epoch rows of trials that finished before (a resumed stage),
+    in the order they were written: they fill the rungs they reached, so the trials run
+    now are ranked against them as they would have been in one go.
+    """
     if not spec:
         return None
     (name, options), *more = spec.items()
     if more or name != pareto_asha.NAME:
         raise ValueError(f"unknown scheduler section {dict(spec)!r}")  # the spec refuses it
-    return ParetoASHAScheduler(
+    sched = ParetoASHAScheduler(
         grace=int(options.get("grace", 1)), reduction=float(options.get("reduction", 3.0))
     )
+    for row in history:
+        sched.asha.report(row["trial_id"], int(row["epoch"]), row["clean_acc"], row["asr"])
+    return sched

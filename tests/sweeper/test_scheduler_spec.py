@@ -117,3 +117,17 @@ def test_an_optuna_trials_last_epoch_is_its_sampled_one(tmp_path: Path) -> None:
     # An outcome result is no epoch: never a decision.
     outcome = {"_kind": "outcome", "status": "completed"}
     assert sched.on_trial_result(None, lead, outcome) == TrialScheduler.CONTINUE
+
+
+def test_a_resumed_stage_ranks_against_the_trials_that_finished_before() -> None:
+    # What `resume` hands over: the store's rows of a finished trial (epoch 0 included).
+    history = [
+        {"trial_id": "clean-a", "epoch": 0, "clean_acc": 80.0, "asr": 95.0},
+        {"trial_id": "clean-a", "epoch": 1, "clean_acc": 70.0, "asr": 5.0},
+    ]
+    sched = make_scheduler({"pareto_asha": {"grace": 1, "reduction": 3}}, history)
+    assert sched is not None and sched.asha.recorded[1] == {"clean-a": ((70.0, 5.0),)}
+    late = Trial("t", config={"trial": {"config": {"optim": {"epochs": 5}}}}, stub=True)
+    result = {"_kind": "epoch", "epoch": 1, "clean_acc": 40.0, "asr": 50.0}
+    # Alone at the rung it would go on; behind the finished trial it is stopped.
+    assert sched.on_trial_result(None, late, result) == TrialScheduler.STOP
