@@ -134,5 +134,9 @@ def search_efficiency_figure(info: SearchEfficiencyInfo) -> go.Figure:
         )
     for stage, col in col_of.items():
         fig.update_xaxes(title_text=COST[stage], row=1, col=col)
-    fig.update_layout(title="Search efficiency: hypervolume found against cost spent")
+    fig.update_layout(
+        title="Search efficiency: hypervolume found against cost spent",
+        # Below the panels: a legend entry names a whole sweep id.
+        legend={"orientation": "h", "y": -0.25, "yanchor": "top"},
+    )
     return fig
