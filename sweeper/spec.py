@@ -196,8 +196,7 @@ class Pick(_Frozen):
 
 
 class ParetoAshaSpec(_Frozen):
-    """Pareto-aware asynchronous successive halving (`sweeper.pareto_asha`): rungs at
-    grace, grace * reduction, grace * reduction**2, ... epochs, each keeping the best
+    """`sweeper.pareto_asha`: rungs at grace * reduction**k epochs, each keeping the best
     1/reduction of the trials that reach it."""
 
     grace: int = Field(default=1, ge=1)
