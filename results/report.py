@@ -2,8 +2,8 @@
 
 Sections: the summary table (best cleaned model, relative change, hypervolume, stopping
 loss), accuracy vs ASR of every cleaning epoch, frontiers overlaid across sweeps, cleaning
-trajectories, an Optuna search's sampled values and hypervolume (when a sweep ran one), and
-the pre-training curves with the selected checkpoint.
+trajectories, an Optuna search's sampled values and hypervolume (when a sweep ran one),
+search efficiency (hypervolume against epochs spent), and the pre-training curves with the selected checkpoint.
 
 One sweep's report is `<sweep>/report.html`; a report of several sweeps is its own file,
 `<store>/reports/<A>+<B>.html`, so it never replaces one sweep's report.
@@ -37,6 +37,8 @@ from results.plots import (
     pretrain_info,
     scatter_figure,
     scatter_info,
+    search_efficiency_figure,
+    search_efficiency_info,
     trajectories_figure,
     trajectories_info,
 )
@@ -123,9 +125,21 @@ def build_report(
     cands = candidates(data.epochs, by, "clean")
     summary = summarize(cands, threshold, origins=screen_origins(data.epochs))
     pre = pretrain_info(data.epochs, data.trials)
+    search = search_efficiency_info(data.epochs)
     sections = _cleaning_sections(cands, summary, trajectories_per_group)
     sections += _optuna_section(cands, data, summary.threshold)
     sections += (
+        Section(
+            "fig-search",
+            "Search efficiency",
+            "Hypervolume of the frontier found so far against the cost spent, per sweep and "
+            "stage: training epochs for cleaning (every epoch >= 1 is a candidate; a trial "
+            "an early-stopping scheduler stopped spends no more), perturbed models evaluated "
+            "for a screen."
+            if search.curves
+            else "No cleaning or screening epochs in these sweeps yet.",
+            search_efficiency_figure(search) if search.curves else None,
+        ),
         Section(
             "fig-pretrain",
             "Pre-training",

@@ -242,6 +242,20 @@ class StoreEvents:
             )
         )
 
+    def stopped(self, trial_id: str, payload: Mapping[str, Any], reason: str) -> None:
+        """The stage's scheduler stopped the trial early: its epochs stay candidates."""
+        self.status[trial_id] = "stopped"
+        self.trials.append(
+            self._row(
+                payload,
+                "stopped",
+                error=reason,
+                started_at=self.started_at.get(trial_id),
+                ended_at=now(),
+            )
+        )
+        self.flush()
+
     def interrupted(self, signal_name: str) -> list[str]:
         """Record every trial still running as interrupted; returns their ids."""
         ids = [t for t, s in self.status.items() if s == "running"]
@@ -274,10 +288,11 @@ class StoreEvents:
 
     def counts(self) -> dict[str, int]:
         values = list(self.status.values())
-        done = sum(v in ("completed", "diverged") for v in values)
+        done = sum(v in ("completed", "diverged", "stopped") for v in values)
         failed = sum(v == "failed" for v in values)
         running = sum(v == "running" for v in values)
-        return {"done": done, "failed": failed, "running": running}
+        stopped = sum(v == "stopped" for v in values)
+        return {"done": done, "failed": failed, "running": running, "stopped": stopped}
 
     def unsuccessful(self) -> dict[str, str]:
         """Trials that failed or diverged, by id: what makes the sweep's exit code 1."""
@@ -289,6 +304,7 @@ class StoreEvents:
         counts = (
             f"[{self.stage}] {c['done']}/{self.total} done, {c['running']} running, "
             f"{c['failed']} failed"
+            + (f", {c['stopped']} stopped early" if c.get("stopped") else "")
         )
         stage = self.stage_progress
         detail = stage.running_text()

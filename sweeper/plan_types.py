@@ -63,6 +63,9 @@ class StagePlan:
     baselines: tuple[str, ...] = ()
     # A screen's points per Ray trial: None for "auto" (sweeper.screen_chunks).
     points_per_trial: int | None = None
+    # The stage's early-stopping scheduler, e.g. {"pareto_asha": {"grace": 2, "reduction": 3}}
+    # (None: every trial trains all its epochs). Plans saved before it existed load as None.
+    scheduler: dict[str, Any] | None = None
 
     @property
     def n_trials(self) -> int:

@@ -100,6 +100,8 @@ class Planner:
         if name == "screen" and self.spec.screen is not None:
             chosen = self.spec.screen.points_per_trial
             per_trial = None if chosen == "auto" else int(chosen)
+        section = {"screen": self.spec.screen, "clean": self.spec.clean}.get(name)
+        sched = getattr(section, "scheduler", None)
         return StagePlan(
             name,
             tuple(trials),
@@ -109,6 +111,7 @@ class Planner:
             self.spec.max_failures,
             baselines,
             per_trial,
+            scheduler=sched.model_dump(exclude_none=True) if sched is not None else None,
         )
 
     def report(self, field: str, message: str) -> None:

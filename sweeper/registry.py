@@ -161,6 +161,16 @@ def listed_params() -> list[str]:
     return [name for name, p in PARAMS.items() if p.listed]
 
 
+# Early-stopping schedulers a clean or screen stage may name (`scheduler: {NAME: {...}}`).
+SCHEDULERS: Mapping[str, str] = MappingProxyType(
+    {
+        "pareto_asha": "asynchronous successive halving over epochs, two objectives (accuracy "
+        "up, ASR down): at each rung a trial's candidate set (all its epochs) is ranked by "
+        "non-dominated sorting, ties by hypervolume contribution; options grace (first rung, "
+        "epochs, default 1) and reduction (keep 1/reduction per rung, default 3)",
+    }
+)
+
 # Parameters a screen stage may sweep: it evaluates the perturbed model and trains nothing.
 SCREEN_PARAMS = frozenset({"shrink", "perturb_sigma", "perturb_noise", "seed"})
 

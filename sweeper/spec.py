@@ -198,6 +198,29 @@ class Pick(_Frozen):
     max_asr: float = Field(default=15.0, ge=0, le=100)
 
 
+class ParetoAshaSpec(_Frozen):
+    """`sweeper.pareto_asha`: rungs at grace * reduction**k epochs, each keeping the best
+    1/reduction of the trials that reach it."""
+
+    grace: int = Field(default=1, ge=1)
+    reduction: float = Field(default=3.0, gt=1)
+
+
+class SchedulerSpec(_Frozen):
+    """A stage's early-stopping scheduler: one of the names `sweeper ls schedulers` lists."""
+
+    pareto_asha: ParetoAshaSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SchedulerSpec:
+        if sum(v is not None for v in (self.pareto_asha,)) != 1:
+            raise ValueError(
+                f"name one scheduler ({', '.join(registry.SCHEDULERS)}), e.g. "
+                "`scheduler: {pareto_asha: {grace: 2, reduction: 3}}`"
+            )
+        return self
+
+
 class ScreenSpec(_Frozen):
     grid: ScreenGrid
     pick: Pick = Pick()
@@ -206,6 +229,7 @@ class ScreenSpec(_Frozen):
     # Points one Ray trial evaluates in turn from one loaded start model ("auto": about four
     # chunks per trial slot, at most 32 points; 1: a trial per point). sweeper.screen_chunks.
     points_per_trial: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
+    scheduler: SchedulerSpec | None = None
 
 
 class OptunaParam(_Frozen):
@@ -251,6 +275,8 @@ class CleanSpec(_Frozen):
     # the cleaning set with no weight update (a drop in ASR it shows too is not cleaning).
     baselines: list[Literal["bn_only"]] = ["bn_only"]
     resources: Resources = Resources()
+    # Early stopping over epochs; with a grid or an Optuna search.
+    scheduler: SchedulerSpec | None = None
 
     @property
     def method_name(self) -> str:

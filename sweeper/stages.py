@@ -23,7 +23,8 @@ from sweeper.screen_chunks import chunk_size, make_chunks, slots
 from sweeper.selection import pick_screened, select_pretrained
 from sweeper.store_paths import resolve
 
-FINISHED = ("completed", "diverged", "failed")
+# A trial its stage's scheduler stopped early is finished: `resume` does not run it again.
+FINISHED = ("completed", "diverged", "failed", "stopped")
 
 
 def epoch_rows(writer: StoreWriter) -> list[dict[str, Any]]:
@@ -64,8 +65,9 @@ def run_stage(
     if len(todo) < len(payloads):
         print(f"[{stage.name}] {len(payloads) - len(todo)} trial(s) already finished: skipped")
     storage = writer.sweep_dir / "ray"
-    if stage.name == "screen":
+    if stage.name == "screen" and not stage.scheduler:
         # Several points per trial: the screen's wall is its evaluations, not Ray's overhead.
+        # (A scheduler decides per trial, so a screen with one runs a trial per point.)
         size = stage.points_per_trial or chunk_size(
             len(todo), slots(resources, backend.alive_nodes())
         )
@@ -79,6 +81,8 @@ def run_stage(
             storage=storage,
             events=events,
             log_to=log_to,
+            scheduler=stage.scheduler,
+            history=_history(stage, writer, set(done)),
         )
     return _ended(events)
 
@@ -113,8 +117,19 @@ def run_search(
                 events=events,
                 max_concurrent=search.max_concurrent,
                 log_to=log_to,
+                scheduler=stage.scheduler,
+                history=_history(stage, writer, set(done)),
             )
     return _ended(events)
+
+
+def _history(stage: StagePlan, writer: StoreWriter, done: set[str]) -> list[dict[str, Any]]:
+    """A resumed stage's epoch rows of its finished trials, in the order they were written,
+    for its scheduler's rungs (none without a scheduler or before anything finished)."""
+    if not stage.scheduler or not done:
+        return []
+    rows = [r for r in epoch_rows(writer) if r["stage"] == stage.name and r["trial_id"] in done]
+    return sorted(rows, key=lambda r: (r["written_at"], r["trial_id"], r["epoch"]))
 
 
 class _stopping:

@@ -5,6 +5,7 @@ from results.plots.frontiers import frontiers_figure, frontiers_info
 from results.plots.optuna import optuna_figure, optuna_info
 from results.plots.pretrain import pretrain_figure, pretrain_info
 from results.plots.scatter import scatter_figure, scatter_info
+from results.plots.search_efficiency import search_efficiency_figure, search_efficiency_info
 from results.plots.trajectories import trajectories_figure, trajectories_info
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "pretrain_info",
     "scatter_figure",
     "scatter_info",
+    "search_efficiency_figure",
+    "search_efficiency_info",
     "trajectories_figure",
     "trajectories_info",
 ]

@@ -139,6 +139,8 @@ def summary(plan: SweepPlan, overrides: Sequence[str] = ()) -> dict[str, Any]:
         }
         if stage.search is not None:
             entry["search"] = "optuna"
+        if stage.scheduler:
+            entry["scheduler"] = stage.scheduler
         stages.append(entry)
     out: dict[str, Any] = {
         "sweep": plan.name,
@@ -160,6 +162,9 @@ def table(plan: SweepPlan, spec: SweepSpec, overrides: Sequence[str] = ()) -> st
     for stage in plan.stages:
         res = ", ".join(f"{k} {v:g}" for k, v in stage.resources.items() if v)
         kind = " (optuna)" if stage.search is not None else ""
+        if stage.scheduler:
+            name, options = next(iter(stage.scheduler.items()))
+            kind += f" [{name} " + ", ".join(f"{k} {v:g}" for k, v in options.items()) + "]"
         lines.append(f"  {stage.name:<10}{stage.n_trials:>8}  {res}{kind}")
     lines.append(f"  {'total':<10}{sum(s.n_trials for s in plan.stages):>8}")
     if plan.profile == "embedded":

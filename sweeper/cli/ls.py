@@ -1,4 +1,4 @@
-"""`sweeper ls [methods|params|triggers|models|spaces|loggers]`: the registered short names."""
+"""`sweeper ls [methods|params|triggers|schedulers|models|spaces|loggers]`: the registered short names."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from typing import Any
 from sweeper import registry
 from sweeper.errors import SpecError
 
-KINDS = ("methods", "params", "triggers", "models", "spaces", "loggers")
+KINDS = ("methods", "params", "triggers", "schedulers", "models", "spaces", "loggers")
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "ls",
-        help="list cleaning methods, swept parameters, triggers, models, search spaces, loggers",
+        help="list cleaning methods, swept parameters, triggers, schedulers, models, search "
+        "spaces, loggers",
         description="List the names a search space may use. No KIND: everything but the full "
         "open_clip model list.",
     )
@@ -52,6 +53,10 @@ def _params(args: argparse.Namespace, full: bool) -> list[str]:
 
 def _triggers(args: argparse.Namespace, full: bool) -> list[str]:
     return [f"{name:<18}{text}" for name, text in registry.TRIGGERS.items()]
+
+
+def _schedulers(args: argparse.Namespace, full: bool) -> list[str]:
+    return [f"{name:<18}{text}" for name, text in registry.SCHEDULERS.items()]
 
 
 def _models(args: argparse.Namespace, full: bool) -> list[str]:
@@ -103,6 +108,7 @@ _LISTERS = {
     "methods": _methods,
     "params": _params,
     "triggers": _triggers,
+    "schedulers": _schedulers,
     "models": _models,
     "spaces": _spaces,
     "loggers": _loggers,

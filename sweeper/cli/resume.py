@@ -10,8 +10,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "resume",
         help="finish an interrupted sweep (finished trials are kept, the rest re-run)",
-        description="Finish an interrupted sweep. Trials recorded as completed, diverged or "
-        "failed are kept; the others run again from their start, and their new rows replace "
+        description="Finish an interrupted sweep. Trials recorded as completed, diverged, "
+        "failed or stopped (by the stage's scheduler) are kept; the others run again from their start, and their new rows replace "
         "the old ones in the store's reader.",
     )
     p.add_argument("sweep", help="sweep id (as `sweeper launch` printed it) or a sweep directory")

@@ -38,6 +38,7 @@ from sweeper.cluster import (
 )
 from sweeper.errors import ClusterError
 from sweeper.ray_backend.loggers import LogTo, tune_callbacks
+from sweeper.ray_backend.schedulers import ParetoASHAScheduler, make_scheduler
 from sweeper.screen_chunks import points_of
 
 EPOCH = "epoch"
@@ -58,6 +59,8 @@ class StageEvents(Protocol):
     def failed(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None: ...
 
     def retrying(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None: ...
+
+    def stopped(self, trial_id: str, payload: Mapping[str, Any], reason: str) -> None: ...
 
     def tick(self) -> None: ...
 
@@ -189,8 +192,15 @@ def _trial_fn(config: dict[str, Any]) -> None:
 class EventForwarder(tune.Callback):
     """Turns Tune's trial events into `StageEvents` calls on the driver."""
 
-    def __init__(self, events: StageEvents, tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        events: StageEvents,
+        tick_s: float = 1.0,
+        scheduler: ParetoASHAScheduler | None = None,
+    ) -> None:
         self.events = events
+        # The stage's early-stopping scheduler: the trials it stopped end as `stopped`.
+        self.scheduler = scheduler
         # The first error the driver's own handlers raised (a store that stops taking
         # writes): Tune wraps it in a TuneError, `_fit` raises it again as itself.
         self.error: BaseException | None = None
@@ -251,6 +261,14 @@ class EventForwarder(tune.Callback):
         for pid, point in self._open_points(trial):
             self._call(self.events.retrying, pid, point, _error_text(trial))
 
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # Tune ends a trial its scheduler stopped without the trial's own outcome result;
+        # the epoch that decided it was recorded already (callbacks hear it after the
+        # scheduler). A trial that finished on its own has sent its outcome before this.
+        reason = self.scheduler.stop_reason(trial) if self.scheduler is not None else None
+        if reason is not None:
+            self._call(self.events.stopped, *self._who(trial), reason)
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         now = time.monotonic()
         if now - self._last >= self.tick_s:
@@ -291,19 +309,30 @@ def run_grid(
     events: StageEvents,
     max_concurrent: int | None = None,
     log_to: LogTo | None = None,
+    scheduler: Mapping[str, Any] | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Run every payload as one Tune trial; returns when all have ended."""
+    """Run every payload as one Tune trial; returns when all have ended. `scheduler` is the
+    stage's `scheduler:` section (None: every trial runs all its epochs), `history` the
+    epoch rows of the stage's trials that finished before (`make_scheduler`)."""
     if not payloads:
         return
+    sched = make_scheduler(scheduler, history)
     _fit(
         stage,
         {"trial": tune.grid_search(list(payloads))},
-        tune.TuneConfig(num_samples=1, reuse_actors=True, max_concurrent_trials=max_concurrent),
+        tune.TuneConfig(
+            num_samples=1,
+            reuse_actors=True,
+            max_concurrent_trials=max_concurrent,
+            scheduler=sched,
+        ),
         resources=resources,
         max_failures=max_failures,
         storage=storage,
         events=events,
         log_to=log_to,
+        scheduler=sched,
     )
 
 
@@ -320,14 +349,21 @@ def run_optuna(
     events: StageEvents,
     max_concurrent: int | None = None,
     log_to: LogTo | None = None,
+    scheduler: Mapping[str, Any] | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Multi-objective Optuna search (maximise clean_acc, minimise asr) through Ray Tune."""
+    """Multi-objective Optuna search (maximise clean_acc, minimise asr) through Ray Tune.
+
+    Each trial's objective is its best cleaning epoch so far (`sweeper.trialrun.best_point`,
+    never epoch 0), carried by every result: a trial the stage's `scheduler` stops is told
+    to Optuna with the best point of the epochs it ran."""
     from ray.tune.search.optuna import OptunaSearch
 
     space = {name: _tune_domain(name, p) for name, p in params.items()}
     searcher = OptunaSearch(
         metric=["objective_acc", "objective_asr"], mode=["max", "min"], seed=seed
     )
+    sched = make_scheduler(scheduler, history)
     _fit(
         stage,
         {"trial": base, "params": space},
@@ -336,12 +372,14 @@ def run_optuna(
             num_samples=n_trials,
             reuse_actors=True,
             max_concurrent_trials=max_concurrent,
+            scheduler=sched,
         ),
         resources=resources,
         max_failures=max_failures,
         storage=storage,
         events=events,
         log_to=log_to,
+        scheduler=sched,
     )
 
 
@@ -384,6 +422,7 @@ def _fit(
     storage: Path,
     events: StageEvents,
     log_to: LogTo | None = None,
+    scheduler: ParetoASHAScheduler | None = None,
 ) -> None:
     # Tune's newer console output prints a banner per run even at verbose=0; the legacy
     # reporter is silent, and the sweeper prints its own progress line.
@@ -394,7 +433,7 @@ def _fit(
     _quiet_tune_warnings()
     req = {ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
     trainable = tune.with_resources(_trial_fn, req)
-    forward = EventForwarder(events)
+    forward = EventForwarder(events, scheduler=scheduler)
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,

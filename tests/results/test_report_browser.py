@@ -129,6 +129,8 @@ def expected_points(store: Path) -> dict[str, int]:
         "fig-frontiers": fronts,
         # Three trials per group, every epoch including the start.
         "fig-trajectories": n_groups * 3 * 11,
+        # Step lines of hypervolume against epochs, drawn without markers.
+        "fig-search": 0,
         # Accuracy and ASR panels, plus the selected checkpoint starred in each.
         "fig-pretrain": 2 * len(pre) + 2 * pre.groupby(["sweep_id", "trial_id"]).ngroups,
     }
