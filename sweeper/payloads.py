@@ -1,7 +1,9 @@
 """Trial payloads: a planned trial completed by the driver with what only a run knows.
 
 The synthetic data's paths, the start checkpoint a previous stage selected (and its sha256),
-the checkpoint directory, the CPU threads its resources give it.
+the checkpoint directory, the CPU threads its resources give it, and the store's cache
+folder for the shard index and the decoded eval set (`data.cache_dir`, shared by every
+trial and sweep of the store; a search space may point it elsewhere, e.g. a node-local disk).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def payload(
             config.setdefault("model", {})["checkpoint"] = starts[trial.start]
         _fill_start(config)
     config["threads"] = max(1, int(resources.get("cpu", 1)))
+    data = config.setdefault("data", {})
+    if data.get("cache_dir") is None:
+        data["cache_dir"] = str(writer.sweep_dir.parent / ".cache")
     start = config.get("model", {}).get("checkpoint")
     return {
         "trial_id": trial.trial_id,

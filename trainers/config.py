@@ -37,9 +37,21 @@ class DataConfig(_Frozen):
     # spaces set it per experiment.
     batch_size: int = Field(64, gt=0)
     eval_batch_size: int = Field(256, gt=0)
-    # The authors' code uses 8 loader workers per GPU; 0 (in-process) suits the embedded
-    # default; a search space raises it for real data.
-    num_workers: int = Field(0, ge=0)
+    # Loader worker processes (decode, poison, AutoAugment, EDA run in them; 0: in the
+    # training process). None derives them from the trial's CPUs (`threads`, what its Ray
+    # resources give it): one per CPU on a GPU, one fewer on CPU, where the training
+    # process computes too (`loader.resolve_num_workers`). The authors' code uses 8 per GPU.
+    num_workers: int | None = Field(None, ge=0)
+    # Shard data with fewer shards than ranks x workers: "share" (every worker reads every
+    # shard and keeps its own samples: each sample still once per epoch, each shard read
+    # ranks x workers times), "error" (refuse), "resample" (WebDataset-style: each worker
+    # draws shards with replacement until it has its share of the epoch's samples).
+    few_shards: Literal["share", "error", "resample"] = "share"
+    # Where the shard index and the decoded eval set are cached on disk for every trial of
+    # the node (`<cache_dir>/index/`, `<cache_dir>/eval/`); the sweeper sets it to
+    # `<store>/.cache`. None: the index is built per trial and the eval set is held in
+    # memory when it fits (EVAL_CACHE_BYTES).
+    cache_dir: str | None = None
     # Use only the first N training pairs (None: all).
     max_samples: int | None = Field(None, gt=0)
     # Use only the first N eval images per class (None: all).

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from trainers.checkpoint import load_checkpoint, load_weights
 from trainers.data import TrainData, build_train_data
+from trainers.data.loader import resolve_num_workers
 from trainers.errors import ConfigError
 from trainers.evaluate import Prompts, class_embeddings
 from trainers.losses import ClusterLoss
@@ -128,6 +129,9 @@ def teacher_view(ctx: TrialContext, info: ModelInfo, tokenizer: Tokenizer) -> Tr
         drop_last=False,
         shuffle=False,
         resize_mode=info.resize_mode,
+        num_workers=resolve_num_workers(
+            cfg.data.num_workers, cfg.threads, on_gpu=ctx.device.type == "cuda"
+        ),
     )
 
 

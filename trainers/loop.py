@@ -200,6 +200,32 @@ def start_epoch(
     ctx.model.train()
 
 
+# Steps between two reads of the loss on the host. Reading it (`float`, `isfinite` in an
+# `if`) waits for the device to finish every queued step: once per step, a GPU idles while
+# the host catches up. The loss parts are summed on the device instead and read here.
+CHECK_EVERY = 50
+
+
+class _FirstNonFinite:
+    """The first step (and its loss) at which the loss was not finite, kept on the device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.step = torch.zeros((), dtype=torch.long, device=device)  # 0: none yet
+        self.value = torch.zeros((), dtype=torch.float32, device=device)
+
+    def note(self, loss: Tensor, step: int) -> None:
+        first = ~torch.isfinite(loss) & (self.step == 0)
+        self.step.masked_fill_(first, step)
+        self.value = torch.where(first, loss.detach().float(), self.value)
+
+    def reason(self, epoch: int) -> str | None:
+        """Why the epoch must stop (reads the device: call every CHECK_EVERY steps)."""
+        step = int(self.step)
+        if step == 0:
+            return None
+        return f"non-finite loss ({float(self.value)}) at epoch {epoch}, step {step}"
+
+
 def run_epoch(
     ctx: TrialContext,
     data: TrainData,
@@ -209,24 +235,38 @@ def run_epoch(
     sched: torch.optim.lr_scheduler.LRScheduler,
     regularizer: Regularizer,
     epoch: int,
+    check_every: int = CHECK_EVERY,
 ) -> EpochStats:
-    """One pass over `data`, a step per batch; stops at the first non-finite loss."""
+    """One pass over `data`, a step per batch; stops when a non-finite loss is seen.
+
+    The loss is checked every `check_every` steps and at the end of the epoch, not after
+    each step: a non-finite loss at step k ends the epoch as `diverged` with "step k" in
+    its reason at the next check, after up to `check_every - 1` further steps on what are
+    by then non-finite weights (the trial ends there, and its last checkpoint is the
+    previous epoch's, saved before any of them).
+    """
     stats = EpochStats()
-    sums: dict[str, float] = {}
+    sums: dict[str, Tensor] = {}
+    bad = _FirstNonFinite(ctx.device)
     n_steps = 0
     for batch in data:
         stats.skipped += int(batch.skipped)
         parts = _step(ctx, batch, loss_fn, extra, opt, regularizer)
-        if parts is None or not math.isfinite(parts["loss"]):
-            bad = "nan" if parts is None else parts["loss"]
-            stats.diverged = f"non-finite loss ({bad}) at epoch {epoch}, step {n_steps + 1}"
-            return stats
         sched.step()
-        for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + v
         n_steps += 1
+        bad.note(parts["loss"], n_steps)
+        for k, v in parts.items():
+            sums[k] = sums[k] + v if k in sums else v
         stats.samples += len(batch.index)
-    stats.means = {k: v / max(1, n_steps) for k, v in sums.items()}
+        if n_steps % check_every == 0 and (reason := bad.reason(epoch)) is not None:
+            stats.diverged = reason
+            return stats
+    if (reason := bad.reason(epoch)) is not None:
+        stats.diverged = reason
+        return stats
+    if sums:  # one read of every part at the end of the epoch
+        totals = torch.stack(list(sums.values())).tolist()
+        stats.means = {k: v / n_steps for k, v in zip(sums, totals, strict=True)}
     return stats
 
 
@@ -321,7 +361,8 @@ def _step(
     extra: ExtraObjective | None,
     opt: torch.optim.Optimizer,
     regularizer: Regularizer,
-) -> dict[str, float] | None:
+) -> dict[str, Tensor]:
+    """One optimiser step; the loss parts as detached float32 device scalars (unread)."""
     model, dev = ctx.model, ctx.device
     ssl = loss_fn.needs_augmented_views
     images = batch.image.to(dev, non_blocking=True)
@@ -343,8 +384,6 @@ def _step(
             parts["loss_cluster"] = extra(img_f[:b], batch.index.to(dev))
             total = total + extra.weight * parts["loss_cluster"]
             parts["loss"] = total
-    if not torch.isfinite(total):
-        return None
     opt.zero_grad(set_to_none=True)
     total.backward()
     if ctx.cfg.optim.grad_clip is not None:  # an option; the authors' code clips nothing
@@ -352,4 +391,4 @@ def _step(
     opt.step()
     regularizer.after_step(opt.param_groups[0]["lr"])
     clamp_logit_scale(model)  # authors' code: clamp to [0, 4.6052] after every step
-    return {k: float(v.detach()) for k, v in parts.items()}
+    return {k: v.detach().float() for k, v in parts.items()}

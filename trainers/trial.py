@@ -10,7 +10,7 @@ import torch
 from trainers.checkpoint import Checkpoint, load_checkpoint, load_weights
 from trainers.config import TrialConfig
 from trainers.data import build_train_data, load_eval_data, make_trigger
-from trainers.data.loader import TrainData
+from trainers.data.loader import TrainData, resolve_num_workers
 from trainers.evaluate import Prompts
 from trainers.loop import TrialContext
 from trainers.models import create_model, get_tokenizer
@@ -71,7 +71,9 @@ def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext
         "objective": start_meta.get("objective", objective_of(cfg)),
     }
     tokenizer = get_tokenizer(cfg.model.name)
-    eval_data = load_eval_data(cfg.data, image_size=info.image_size)
+    eval_data = load_eval_data(
+        cfg.data, image_size=info.image_size, num_workers=loader_workers(cfg, device)
+    )
     return TrialContext(
         cfg=cfg,
         device=device,
@@ -90,6 +92,11 @@ def load_start(cfg: TrialConfig) -> Checkpoint | None:
     return load_checkpoint(cfg.model.checkpoint) if cfg.model.checkpoint else None
 
 
+def loader_workers(cfg: TrialConfig, device: torch.device) -> int:
+    """`data.num_workers`, or the count the trial's CPUs give (`resolve_num_workers`)."""
+    return resolve_num_workers(cfg.data.num_workers, cfg.threads, on_gpu=device.type == "cuda")
+
+
 def train_data_for(ctx: TrialContext, *, ssl: bool, plain: bool = False) -> TrainData:
     cfg = ctx.cfg
     data = build_train_data(
@@ -102,6 +109,7 @@ def train_data_for(ctx: TrialContext, *, ssl: bool, plain: bool = False) -> Trai
         drop_last=not plain,
         shuffle=not plain,
         resize_mode=ctx.info.resize_mode,
+        num_workers=loader_workers(cfg, ctx.device),
     )
     data.pin_memory = ctx.device.type == "cuda"
     return data

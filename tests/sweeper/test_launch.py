@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,18 @@ def test_launch_streams_every_epoch_and_reuses_pretraining(
     assert start and not Path(start).is_absolute() and (store / start).is_file()
     assert trials[clean_trials[0]]["start_checkpoint_sha256"] == sha256_file(store / start)
 
+    # Every trial read the eval set through one decoded cache and the shards through one
+    # index, both under the store's .cache (data.cache_dir, set by the sweeper).
+    eval_caches = [p for p in (store / ".cache" / "eval").iterdir() if p.is_dir()]
+    assert len(eval_caches) == 1 and len(list((store / ".cache" / "index").glob("*.npz"))) == 1
+    built = (eval_caches[0] / "images.u8").stat()
+    # Zero every eval image, keeping its size and mtime: a trial that decoded them now would
+    # find none and fail; the second sweep's trials read the cache instead.
+    for image in (store / ".cache" / "data").glob("*/eval/*/*.jpg"):
+        st = image.stat()
+        image.write_bytes(b"\0" * st.st_size)
+        os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns))
+
     # Same pre-training config: the second sweep reuses the cached model, runs no pretrain.
     assert main(["launch", str(spec), "--store", str(store)]) == 0
     out2 = capsys.readouterr().out
@@ -119,6 +132,16 @@ def test_launch_streams_every_epoch_and_reuses_pretraining(
     assert trials2["pretrain-mmcl"]["start_checkpoint"] is None
     rows2 = read_epochs(store, [sweep2]).to_pylist()
     assert sorted(r["epoch"] for r in rows2 if r["stage"] == "pretrain") == [0, 1, 2]
+    assert {r["status"] for r in trials2.values()} == {"completed"}
+    # Each cleaning trial's epoch 0 (its start model, evaluated from the cache) as in sweep 1.
+    start_acc = {(r["p_lr"], r["epoch"]): r["clean_acc"] for r in clean_rows if r["epoch"] == 0}
+    assert {
+        (r["p_lr"], r["epoch"]): r["clean_acc"]
+        for r in rows2
+        if r["stage"] == "clean" and r["epoch"] == 0
+    } == start_acc
+    assert [p for p in (store / ".cache" / "eval").iterdir() if p.is_dir()] == eval_caches
+    assert (eval_caches[0] / "images.u8").stat().st_ino == built.st_ino  # never rebuilt
 
 
 def test_a_failing_trial_is_recorded_and_the_others_complete(

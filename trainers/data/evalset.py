@@ -3,6 +3,10 @@
 Class index = position of the subfolder in sorted order. Class names come from
 `data.classnames`, else `<eval>/classnames.txt`, else open_clip's ImageNet-1K names when
 there are exactly 1000 subfolders, else the subfolder names themselves.
+
+Decoded images are kept for later passes: with `data.cache_dir`, in a memory-mapped file
+shared by every trial of the node (`evalcache`); without it, in this process's memory
+when they fit in EVAL_CACHE_BYTES.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from trainers.config import DataConfig
+from trainers.data import evalcache
 from trainers.data.text import imagenet_classnames
 from trainers.data.transforms import load_image_file, to_float
 from trainers.errors import DataError
@@ -64,6 +69,7 @@ class EvalData:
         image_size: int,
         root: str,
         num_workers: int = 0,
+        cache_dir: str | None = None,
     ) -> None:
         self.classnames = classnames
         self.files = files
@@ -71,6 +77,7 @@ class EvalData:
         self.image_size = image_size
         self.root = root
         self.num_workers = num_workers
+        self.cache_dir = cache_dir
         self._cache: tuple[Tensor, Tensor] | None = None
 
     def __len__(self) -> int:
@@ -82,23 +89,22 @@ class EvalData:
 
     def batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """(images float [B, 3, S, S] in [0, 1], labels long [B]) in a fixed order."""
+        if self._cache is None and self.cache_dir is not None:
+            key = evalcache.eval_cache_key(self.files, self.labels, self.image_size)
+            self._cache = evalcache.open_or_build(
+                self.cache_dir, key, self.image_size, len(self.files), self._decoded(batch_size)
+            )
+            if self._cache is None:
+                self.cache_dir = None  # unwritable: this trial keeps the in-memory fallback
         if self._cache is not None:
             images, labels = self._cache
             for lo in range(0, len(labels), batch_size):
                 yield to_float(images[lo : lo + batch_size]), labels[lo : lo + batch_size]
             return
-        loader = DataLoader(
-            _EvalFiles(self.files, self.labels, self.image_size),
-            batch_size=batch_size,
-            num_workers=self.num_workers,
-            collate_fn=_collate,
-        )
         keep = self.cacheable
         kept_images: list[Tensor] = []
         kept_labels: list[Tensor] = []
-        for images, labels in loader:
-            if images is None:
-                continue
+        for images, labels in self._decoded(batch_size):
             if keep:
                 kept_images.append(images)
                 kept_labels.append(labels)
@@ -107,9 +113,27 @@ class EvalData:
         if keep and kept_images:
             self._cache = (torch.cat(kept_images), torch.cat(kept_labels))
 
+    def _decoded(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Every readable image decoded from its file: (uint8 [B, 3, S, S], labels [B])."""
+        loader = DataLoader(
+            _EvalFiles(self.files, self.labels, self.image_size),
+            batch_size=batch_size,
+            num_workers=self.num_workers,
+            collate_fn=_collate,
+        )
+        for images, labels in loader:
+            if images is not None:
+                yield images, labels
 
-def load_eval_data(data: DataConfig, *, image_size: int) -> EvalData:
-    """The eval folder `data.eval`, at most `data.max_eval_per_class` images per class."""
+
+def load_eval_data(
+    data: DataConfig, *, image_size: int, num_workers: int | None = None
+) -> EvalData:
+    """The eval folder `data.eval`, at most `data.max_eval_per_class` images per class.
+
+    `num_workers` (default `data.num_workers`, None there: in-process) decode the images
+    on a pass that is not served from a cache; `data.cache_dir` enables the shared cache.
+    """
     if not data.eval.strip():
         raise DataError("no eval set given: set data.eval to an ImageNet-style folder")
     root = Path(data.eval)
@@ -137,7 +161,8 @@ def load_eval_data(data: DataConfig, *, image_size: int) -> EvalData:
         labels,
         image_size=image_size,
         root=str(root),
-        num_workers=data.num_workers,
+        num_workers=num_workers if num_workers is not None else (data.num_workers or 0),
+        cache_dir=data.cache_dir,
     )
 
 

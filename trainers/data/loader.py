@@ -72,9 +72,11 @@ class TrainData:
         self.poisoned_positions: list[int] = poisoned_positions
         self.poisoned_keys: list[str] = [spec.index.keys[p] for p in poisoned_positions]
         self.epoch = 0
-        # Set True when training on a GPU: batches then arrive in page-locked memory, so
-        # the loop's `.to(device, non_blocking=True)` copies overlap with compute.
+        # Set True when training on a GPU (before the first epoch): batches then arrive in
+        # page-locked memory, so the loop's `.to(device, non_blocking=True)` copies overlap
+        # with compute. On CPU pinning is a wasted copy.
         self.pin_memory = False
+        self._loader: DataLoader | None = None
 
     @property
     def num_batches(self) -> int:
@@ -91,18 +93,27 @@ class TrainData:
         return self.num_batches
 
     def __iter__(self) -> Iterator[Batch]:
-        loader = DataLoader(
-            self._stream,
-            batch_size=None,
-            num_workers=self.num_workers,
-            collate_fn=_identity,
-            persistent_workers=False,
-            pin_memory=self.pin_memory,
-            # DataLoader draws its workers' base seed from this generator; without one it
-            # would consume the caller's global torch RNG on every epoch.
-            generator=torch.Generator().manual_seed(mix_seed(self._spec.seed, self.epoch)),
-        )
-        yield from rebatch(iter(loader), self.batch_size, drop_last=self.drop_last)
+        if self._loader is None:
+            self._loader = DataLoader(
+                self._stream,
+                batch_size=None,
+                num_workers=self.num_workers,
+                collate_fn=_identity,
+                # Workers live for the whole trial: forking them and re-importing their
+                # state each epoch costs seconds per epoch on a real set (the epoch reaches
+                # them through shared memory, see TrainStream).
+                persistent_workers=self.num_workers > 0,
+                pin_memory=self.pin_memory,
+                # DataLoader draws its workers' base seed from this generator; without one
+                # it would consume the caller's global torch RNG on every epoch. No sample
+                # depends on it (every draw is seeded by (seed, epoch, position)).
+                generator=torch.Generator().manual_seed(mix_seed(self._spec.seed)),
+            )
+        yield from rebatch(iter(self._loader), self.batch_size, drop_last=self.drop_last)
+
+    def close(self) -> None:
+        """Stop the persistent workers now rather than when this object is collected."""
+        self._loader = None
 
     def write_poisoned_ids(self, path: str | os.PathLike[str]) -> None:
         """The keys of the poisoned pairs, one per line in index order, written atomically.
@@ -125,6 +136,21 @@ def _identity(x: Any) -> Any:
     return x
 
 
+def resolve_num_workers(requested: int | None, threads: int, *, on_gpu: bool) -> int:
+    """Loader workers for a trial: `requested` when set, else from its CPU count.
+
+    On a GPU the training process mostly waits on the device, so every CPU of the trial
+    decodes (at most 16: past that one trial's batches are not the bottleneck). On CPU the
+    training process computes on the same cores, so it keeps one of them; a one-CPU trial
+    (the embedded default) loads in-process. `threads == 0` (torch's default, a trial run
+    outside a sweep) counts as one CPU.
+    """
+    if requested is not None:
+        return requested
+    cpus = max(1, threads)
+    return min(16, cpus if on_gpu else cpus - 1)
+
+
 def build_train_data(
     data: DataConfig,
     poison: PoisonConfig,
@@ -136,12 +162,21 @@ def build_train_data(
     drop_last: bool = True,
     shuffle: bool = True,
     resize_mode: str = "shortest",
+    num_workers: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> TrainData:
     """Index `data.train`, choose the poisoned pairs, and set up the per-epoch loader.
 
     Images are decoded at `image_size` by `resize_mode` (see `transforms.decode_image`).
+    `num_workers` overrides `data.num_workers` (None there: in-process); `rank` of
+    `world_size` selects this process's share of a data-parallel job (every rank indexes
+    and poisons the same way, so the shares are disjoint and together cover the set).
     """
-    index = index_pairs(data.train)
+    if not 0 <= rank < world_size:
+        raise DataError(f"rank {rank} is outside a data-parallel job of {world_size} rank(s)")
+    workers = num_workers if num_workers is not None else (data.num_workers or 0)
+    index = index_pairs(data.train, cache_dir=data.cache_dir)
     if data.max_samples is not None:
         index = index.head(data.max_samples)
     n = len(index)
@@ -167,13 +202,30 @@ def build_train_data(
         shuffle=shuffle,
         shuffle_buffer=data.shuffle_buffer,
         resize_mode=resize_mode,
+        rank=rank,
+        world_size=world_size,
+        few_shards=data.few_shards,
     )
+    _check_shard_count(index, data, workers=workers, world_size=world_size)
     if chosen:
         log.info(
             "poisoning %d of %d pairs (%s, target %r)", len(chosen), n, poison.kind, poison.target
         )
-    return TrainData(
-        spec, poisoned_positions=chosen, num_workers=data.num_workers, drop_last=drop_last
+    return TrainData(spec, poisoned_positions=chosen, num_workers=workers, drop_last=drop_last)
+
+
+def _check_shard_count(
+    index: PairIndex, data: DataConfig, *, workers: int, world_size: int
+) -> None:
+    """`few_shards: error`: refuse a split in which some worker would get no shard."""
+    readers = max(1, workers) * world_size
+    if index.kind != "shards" or data.few_shards != "error" or len(index.shards) >= readers:
+        return
+    raise DataError(
+        f"{index.describe()}: {len(index.shards)} shard(s) for {world_size} rank(s) x "
+        f"{max(1, workers)} loader worker(s) = {readers} readers, so some would get no shard "
+        "(data.few_shards: error); write more, smaller shards, lower data.num_workers, or set "
+        "data.few_shards to share (every reader scans every shard) or resample"
     )
 
 

@@ -5,9 +5,15 @@ number of pairs it dropped since the previous chunk. The last chunk of a worker 
 partial (even empty, to carry a skip count); the main process (`loader.py`) merges partial
 chunks, so `drop_last` drops at most one partial batch per epoch, not one per worker.
 
+Splitting. Every rank and worker permutes the shards (or CSV rows) by the same (seed, epoch)
+and takes every `ranks x workers`-th one from its global id `rank * workers + worker`, so
+each sample is read once per epoch across all of them. With fewer shards than that,
+`few_shards` decides: "share" (every worker reads every shard, keeps its own samples),
+"error" (refused when the data is built: `loader.build_train_data`), "resample".
+
 Randomness. What a pair looks like never depends on the worker count; the order does:
 - order: shards or CSV rows permuted by (seed, epoch); shard samples pass a shuffle
-  buffer seeded by (seed, epoch, worker);
+  buffer seeded by (seed, epoch, global worker id);
 - AutoAugment view: (seed, epoch, position), fresh every epoch as in the authors' code;
 - EDA caption: (seed, position), once per caption as in the authors' code;
 - poison noise, patch location and caption: (poison.seed, position), fixed across epochs.
@@ -60,6 +66,9 @@ class StreamSpec:
     shuffle: bool
     shuffle_buffer: int
     resize_mode: str = "shortest"  # see transforms.decode_image
+    rank: int = 0  # this process's rank in a data-parallel job, of `world_size`
+    world_size: int = 1
+    few_shards: str = "share"  # see the module docstring and DataConfig.few_shards
 
 
 @dataclass
@@ -101,11 +110,24 @@ class TrainStream(IterableDataset):
     def __init__(self, spec: StreamSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.epoch = 0
+        # In shared memory: persistent workers keep the copy of this object they started
+        # with, and must still see the epoch the main process sets before each pass.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.fill_(value)
 
     def __iter__(self) -> Iterator[Chunk]:
         info = get_worker_info()
-        worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        local, n_local = (info.id, info.num_workers) if info is not None else (0, 1)
+        # The global worker id over every rank's workers: the unit the data is split by.
+        worker = self.spec.rank * n_local + local
+        n_workers = self.spec.world_size * n_local
         skips = _Skips()
         if self.spec.index.kind == "csv":
             raw = self._csv_samples(worker, n_workers)
@@ -138,12 +160,34 @@ class TrainStream(IterableDataset):
             random.Random(mix_seed(spec.seed, self.epoch)).shuffle(shards)
         if len(shards) >= n_workers:
             mine, stride = shards[worker::n_workers], 1
+        elif spec.few_shards == "resample":
+            yield from self._resampled(worker, n_workers, skips)
+            return
         else:
-            # Fewer shards than workers: every worker reads every shard and keeps the
-            # positions congruent to its id, so no worker idles on a tiny dataset.
+            # "share": every worker reads every shard and keeps the positions congruent to
+            # its id, so no worker idles on a tiny dataset and no sample comes twice.
             mine, stride = shards, n_workers
         for shard in mine:
             yield from self._one_shard(shard, worker, stride, skips)
+
+    def _resampled(self, worker: int, n_workers: int, skips: _Skips) -> Iterator[RawSample]:
+        """Whole shards drawn with replacement until this worker has its share of the
+        epoch (WebDataset's `resampled=True` with `with_epoch`): samples may repeat."""
+        quota = len(range(worker, self.spec.num_samples, n_workers))
+        rng = random.Random(mix_seed(self.spec.seed, self.epoch, worker, 11))
+        n_shards = len(self.spec.index.shards)
+        given = empty_draws = 0
+        while given < quota:
+            before = given
+            for sample in self._one_shard(rng.randrange(n_shards), worker, 1, skips):
+                yield sample
+                given += 1
+                if given == quota:
+                    return
+            empty_draws = empty_draws + 1 if given == before else 0
+            if empty_draws > 2 * n_shards:
+                log.warning("worker %d: no readable shard in %d draws", worker, empty_draws)
+                return  # every shard is unreadable: end the epoch rather than spin
 
     def _one_shard(
         self, shard: int, worker: int, stride: int, skips: _Skips

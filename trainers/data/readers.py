@@ -11,6 +11,7 @@ keys.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import glob
 import logging
@@ -24,6 +25,7 @@ from typing import Literal, overload
 
 import braceexpand
 import numpy as np
+from webdataset.gopen import gopen
 from webdataset.tariterators import base_plus_ext
 
 from trainers.errors import DataError
@@ -56,6 +58,14 @@ class PackedStrings(Sequence[str]):
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(b) for b in encoded], out=offsets[1:])
         return cls(b"".join(encoded), offsets)
+
+    @property
+    def blob(self) -> bytes:
+        return self._blob
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return self._offsets
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -132,18 +142,23 @@ class PairIndex:
         return f"{len(self)} pairs in {where} at {self.source}"
 
 
-def index_pairs(path: str) -> PairIndex:
-    """Index a directory of .tar shards, a brace pattern or glob of shards, or a .csv file.
+def index_pairs(path: str, *, cache_dir: str | None = None) -> PairIndex:
+    """Index a directory of .tar shards, a brace pattern or glob of shards, a `pipe:` command
+    or URL (brace patterns expanded, as WebDataset does), or a .csv file.
 
-    Raises `DataError` naming `path` when it does not exist or holds no samples.
+    With `cache_dir`, a shard index is read from (or written to) `<cache_dir>/index/`
+    (`index_cache`), so only the first trial on a dataset scans its tars. A `pipe:`/URL
+    source is indexed by streaming each shard once (its captions are needed to choose the
+    poison), then cached under its URL text. Raises `DataError` naming `path` when it does
+    not exist or holds no samples.
     """
     if not str(path).strip():
         raise DataError("no training data given: set data.train to a shard folder or a CSV")
     path = str(path)
-    if path.lower().endswith((".csv", ".tsv")):
+    if path.lower().endswith((".csv", ".tsv")) and not is_remote(path):
         index = _index_csv(path)
     else:
-        index = _index_shards(path, resolve_shards(path))
+        index = _cached_shard_index(path, resolve_shards(path), cache_dir)
     if len(index) == 0:
         notes = "; ".join(index.problems[:3])
         raise DataError(f"no image-text samples in {path}" + (f" ({notes})" if notes else ""))
@@ -152,13 +167,19 @@ def index_pairs(path: str) -> PairIndex:
     return index
 
 
+def is_remote(path: str) -> bool:
+    """A `pipe:` command or a URL: opened by WebDataset's `gopen`, not by path."""
+    return path.startswith("pipe:") or "://" in path
+
+
 def resolve_shards(path: str) -> list[str]:
-    """The shard files a shard spec names, sorted; `DataError` naming `path` if none."""
-    if "://" in path or path.startswith("pipe:"):
-        raise DataError(
-            f"data.train {path!r}: only local shards can be indexed (the index reads every "
-            "caption before training); copy the shards to a local or mounted disk"
-        )
+    """The shard files a shard spec names, sorted; `DataError` naming `path` if none.
+
+    A `pipe:`/URL spec is brace-expanded only: whether each shard exists is known when it
+    is streamed (an unreadable one is reported by the index).
+    """
+    if is_remote(path):
+        return list(braceexpand.braceexpand(path))
     if os.path.isdir(path):
         shards = sorted(str(p) for p in Path(path).iterdir() if p.name.endswith(SHARD_SUFFIXES))
         if not shards:
@@ -181,6 +202,24 @@ def resolve_shards(path: str) -> list[str]:
     if os.path.isfile(path):
         return [path]
     raise DataError(f"training data {path} does not exist (data.train)")
+
+
+def _cached_shard_index(source: str, shards: list[str], cache_dir: str | None) -> PairIndex:
+    if cache_dir is None:
+        return _index_shards(source, shards)
+    # Imported here: index_cache builds on this module's PairIndex.
+    from trainers.data.index_cache import index_path, load_index, save_index
+
+    path = index_path(cache_dir, shards)
+    index = load_index(path, source, shards)
+    if index is not None:
+        log.info("shard index of %s read from %s", source, path)
+        return index
+    index = _index_shards(source, shards)
+    if len(index):
+        save_index(path, index)
+        log.info("shard index of %s written to %s", source, path)
+    return index
 
 
 def _index_shards(source: str, shards: list[str]) -> PairIndex:
@@ -208,8 +247,9 @@ def _index_one_shard(shard: str, keys: list[str], captions: list[str]) -> str | 
     """Append the shard's samples; a note when it could not be read to the end."""
     first = len(keys)
     current: str | None = None
+    remote = is_remote(shard)
     try:
-        with tarfile.open(shard, "r:*") as tar:
+        with _open_tar(shard) as tar:
             for member in tar:
                 if not member.isreg() or _META_MEMBER.match(member.name):
                     continue
@@ -225,15 +265,34 @@ def _index_one_shard(shard: str, keys: list[str], captions: list[str]) -> str | 
                     data = handle.read() if handle is not None else b""
                     captions[-1] = data.decode("utf-8", errors="replace").strip()
             end = tar.offset
-    except (tarfile.TarError, OSError, EOFError) as err:
+    except (tarfile.TarError, OSError, EOFError, ValueError) as err:
+        # ValueError: gopen refusing a pipe: under WDS_SECURE=1.
         # A truncated or corrupt shard keeps the samples listed so far; the loader counts
         # whatever of them it cannot read as skipped.
         return f"shard {shard} is unreadable after {len(keys) - first} samples: {err}"
+    if remote:
+        return None  # a stream has no size to check the end against
     if shard.endswith(".tar") and os.path.getsize(shard) - end < 2 * tarfile.BLOCKSIZE:
         # tarfile stops quietly when a file ends exactly between members; a complete
         # archive ends with two zero blocks.
         return f"shard {shard} ends without its end-of-archive blocks: truncated?"
     return None
+
+
+@contextlib.contextmanager
+def _open_tar(shard: str) -> Iterator[tarfile.TarFile]:
+    """A local shard by path; a `pipe:`/URL one as a stream through WebDataset's `gopen`
+    (what the loader reads it with), whose close reports a failed command."""
+    if not is_remote(shard):
+        with tarfile.open(shard, "r:*") as tar:
+            yield tar
+        return
+    stream = gopen(shard, "rb")
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+            yield tar
+    finally:
+        stream.close()
 
 
 def _index_csv(path: str) -> PairIndex:
