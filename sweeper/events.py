@@ -17,6 +17,7 @@ from results.schema import PARAM_PREFIX, param_kind
 from results.store import StoreWriter
 from sweeper.payloads import ORIGIN
 from sweeper.plan import SweepPlan
+from sweeper.retention import StageRetention
 from sweeper.store_paths import in_store
 
 RECORD_FIELDS = (
@@ -146,6 +147,10 @@ class StoreEvents:
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     payloads: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     best: tuple[float, str, int] | None = None
+    # (trial, epoch) keys the store holds already: a retried or resumed trial hands its
+    # earlier records over again, and the store keeps each epoch once.
+    stored: set[tuple[str, int]] = field(default_factory=set)
+    retention: StageRetention | None = None
     _last_line: str = ""
     _last_print: float = 0.0
     _t0: float = field(default_factory=time.monotonic)
@@ -171,6 +176,10 @@ class StoreEvents:
         self.trials.append(self._row(payload, "running", started_at=now()))
 
     def epoch(self, trial_id: str, payload: Mapping[str, Any], record: dict[str, Any]) -> None:
+        key = (trial_id, int(record["epoch"]))
+        if key in self.stored:
+            return
+        self.stored.add(key)
         self.epochs.append(epoch_row(self.sweep_id, payload, record, self.store_root))
         candidate = self.stage == "clean" and is_success(record, self.threshold)
         if candidate and (self.best is None or record["clean_acc"] > self.best[0]):
@@ -194,6 +203,8 @@ class StoreEvents:
             )
         )
         self.flush()
+        if self.retention is not None:
+            self.retention.trial_ended(trial_id)
 
     def failed(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None:
         self.status[trial_id] = "failed"
@@ -208,6 +219,8 @@ class StoreEvents:
             )
         )
         self.flush()
+        if self.retention is not None:
+            self.retention.trial_ended(trial_id)
 
     def retrying(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None:
         self.trials.append(
@@ -244,6 +257,9 @@ class StoreEvents:
         if self.epochs:
             rows, self.epochs = self.epochs, []
             self.writer.append_epochs(rows)
+            if self.retention is not None:
+                self.retention.observe(rows)
+                self.retention.prune(running={t for t, s in self.status.items() if s == "running"})
         if self.trials:
             rows, self.trials = self.trials, []
             self.writer.append_trials(rows)

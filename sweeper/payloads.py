@@ -18,6 +18,7 @@ from results.best import ORIGIN_SUFFIX
 from results.store import StoreWriter
 from sweeper.errors import SweeperError
 from sweeper.plan import START_CHECKPOINT, StagePlan, SweepPlan, TrialPlan
+from sweeper.retention import resume_state_path
 
 PLACEHOLDER = "@synthetic/"
 Screened = Mapping[str | None, Mapping[str, Any]]  # start job -> {"checkpoint", "params"}
@@ -49,6 +50,8 @@ def payload(
             config.setdefault("model", {})["checkpoint"] = starts[trial.start]
         _fill_start(config)
     config["threads"] = max(1, int(resources.get("cpu", 1)))
+    if trial.entry != "screen":  # a screen trial evaluates once: nothing to resume
+        config["resume_state"] = str(resume_state_path(writer.sweep_dir, trial.trial_id))
     start = config.get("model", {}).get("checkpoint")
     return {
         "trial_id": trial.trial_id,

@@ -59,6 +59,8 @@ class StagePlan:
     select: dict[str, Any] | None
     search: OptunaPlan | None
     max_failures: int
+    # The stage's checkpoint retention (`sweeper.retention`); plans saved before it kept all.
+    keep: str = "all"
 
     @property
     def n_trials(self) -> int:

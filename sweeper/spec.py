@@ -174,10 +174,15 @@ class PretrainJob(_Frozen):
     trial: TrialPatch = {}
 
 
+# Which checkpoints a stage keeps (`sweeper.retention`): None takes the stage's default.
+Keep = Literal["frontier", "selected", "last", "all"] | None
+
+
 class PretrainSpec(_Frozen):
     jobs: Annotated[dict[Annotated[str, Field(pattern=_NAME_PATTERN)], PretrainJob], MinLen(1)]
     trial: TrialPatch = {}
     resources: Resources = Resources()
+    keep: Keep = None
     # The file this section was read from (set by `read_spec`; for messages and records).
     source: str | None = None
 
@@ -200,6 +205,7 @@ class ScreenSpec(_Frozen):
     pick: Pick = Pick()
     trial: TrialPatch = {}
     resources: Resources = Resources()
+    keep: Keep = None
 
 
 class OptunaParam(_Frozen):
@@ -242,6 +248,7 @@ class CleanSpec(_Frozen):
     # Run every grid point this many times (seeds base + occurrence).
     repeats: int = Field(default=1, ge=1)
     resources: Resources = Resources()
+    keep: Keep = None
 
     @property
     def method_name(self) -> str:

@@ -132,7 +132,7 @@ def load_state(
     )
 
 
-def _stale(path: Path, why: str) -> None:
+def _stale(path: Path, why: str) -> Resumed | None:
     import sys
 
     print(f"resume state {path} ignored ({why}): training from the start", file=sys.stderr)
