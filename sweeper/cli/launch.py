@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sweeper.disk import as_json, check_fits, plan_disk
+from sweeper.disk import lines as disk_lines
 from sweeper.plan import SweepPlan, plan_file
 from sweeper.rescaled import rescaled_lines
 from sweeper.spec import SweepSpec
@@ -71,6 +73,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan; start and write nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    p.add_argument(
+        "--ignore-disk",
+        action="store_true",
+        help="launch even when the plan's checkpoints may not fit the store's free space",
+    )
     intermixed(p)
     p.set_defaults(func=run)
 
@@ -91,13 +98,17 @@ def run(args: argparse.Namespace) -> int:
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
         overrides = args.overrides
+        disk = plan_disk(plan)
         print(
-            json.dumps(summary(plan, overrides), indent=2)
+            json.dumps({**summary(plan, overrides), "disk": as_json(disk)}, indent=2)
             if args.json
-            else table(plan, spec, overrides)
+            else "\n".join([table(plan, spec, overrides), *disk_lines(disk)])
         )
         return 0
     from sweeper.driver import launch
+
+    if not args.ignore_disk:
+        check_fits(plan_disk(plan), args.store)  # before anything is written or started
 
     # No silent override: each value the embedded profile runs differently is said first.
     for line in rescaled_lines(plan, args.overrides):
