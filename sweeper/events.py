@@ -151,6 +151,7 @@ class StoreEvents:
     # earlier records over again, and the store keeps each epoch once.
     stored: set[tuple[str, int]] = field(default_factory=set)
     retention: StageRetention | None = None
+    resumed: dict[str, int] = field(default_factory=dict)  # trial -> last replayed epoch
     _last_line: str = ""
     _last_print: float = 0.0
     _t0: float = field(default_factory=time.monotonic)
@@ -177,6 +178,14 @@ class StoreEvents:
 
     def epoch(self, trial_id: str, payload: Mapping[str, Any], record: dict[str, Any]) -> None:
         key = (trial_id, int(record["epoch"]))
+        if record.get("replayed"):
+            self.resumed[trial_id] = max(self.resumed.get(trial_id, -1), key[1])
+        elif trial_id in self.resumed:
+            print(
+                f"[{self.stage}] {trial_id} resumed after epoch {self.resumed.pop(trial_id)}",
+                file=self.out,
+                flush=True,
+            )
         if key in self.stored:
             return
         self.stored.add(key)

@@ -14,7 +14,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -287,7 +287,7 @@ def train(
     else:
         ctx.started -= progress.elapsed  # wall_s goes on from where the run stopped
         for record in progress.records:
-            reporter.report(record)
+            reporter.report(replace(record, replayed=True))
         tap.records = progress.records
     for epoch in range(progress.epoch + 1, cfg.optim.epochs + 1):
         start_epoch(ctx, data, extra, opt, epoch)

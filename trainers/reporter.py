@@ -27,6 +27,8 @@ class EpochRecord:
     checkpoint: str | None = None
     # Training pairs skipped this epoch (corrupt image, empty caption).
     skipped: int = 0
+    # Handed over again by a resumed run (from its resume state), not computed by it.
+    replayed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
