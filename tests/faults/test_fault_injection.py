@@ -659,7 +659,7 @@ def test_lost_node_trials_are_retried_on_the_other_node(
         return node, row["trial_id"]
 
     remover = Meanwhile(
-        lambda: every_clean_trial_at(store, before, 2, 1),
+        lambda: every_clean_trial_at(store, before, 2, 1) and resume_states(store, before) >= 2,
         remove_a_trials_node,
         "both clean trials to report epoch 1",
     )
