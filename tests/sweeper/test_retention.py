@@ -94,3 +94,24 @@ def test_a_keep_value_that_is_no_policy_is_a_spec_error(
     err = capsys.readouterr()
     said = err.out + err.err
     assert "clean.keep" in said and "'frontier', 'selected', 'last' or 'all'" in said, said
+
+
+def test_launch_refuses_a_plan_whose_checkpoints_cannot_fit_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from tests.sweeper.test_launch import tiny_spec
+
+    spec = tiny_spec(tmp_path)
+    store = tmp_path / "store"
+    free = shutil.disk_usage(tmp_path).free
+    # ViT-bigG-14's state dict is ~10 GB; keeping every one of 10**6 cleaning epochs cannot
+    # fit any disk this test runs on.
+    big = ["embedded.model=ViT-bigG-14", "clean.keep=all", "clean.trial.optim.epochs=1000000"]
+    assert main(["launch", str(spec), "--store", str(store), *big]) == 2
+    err = capsys.readouterr().err
+    (line,) = [ln for ln in err.splitlines() if "may take" in ln]
+    need = int(line.split("(")[1].split(" bytes")[0])
+    assert need > free and "--ignore-disk" in line and str(tmp_path) in line, line
+    assert not store.exists()  # refused before anything was written or started
