@@ -14,7 +14,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -286,8 +286,9 @@ def train(
         report_start(ctx, tap)
     else:
         ctx.started -= progress.elapsed  # wall_s goes on from where the run stopped
+        replay = getattr(reporter, "replay", reporter.report)
         for record in progress.records:
-            reporter.report(replace(record, replayed=True))
+            replay(record)
         tap.records = progress.records
     for epoch in range(progress.epoch + 1, cfg.optim.epochs + 1):
         start_epoch(ctx, data, extra, opt, epoch)
