@@ -15,7 +15,7 @@ from trainers.checkpoint import load_checkpoint
 from trainers.errors import CheckpointError
 from trainers.reporter import EpochRecord
 
-EPOCHS = 4
+EPOCHS = 3
 STOP_AT = 2  # the reporter raises when epoch 2 is reported: epochs 0 and 1 are done
 
 
@@ -47,7 +47,7 @@ def _config(synthetic: Any, tmp: Path) -> dict[str, Any]:
         resume_state=str(tmp / "resume.pt"),
         threads=1,
     )
-    cfg["data"] = {**cfg["data"], "max_samples": 384}
+    cfg["data"] = {**cfg["data"], "max_samples": 256}
     return cfg
 
 
