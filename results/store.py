@@ -40,6 +40,7 @@ from results.parts import (
     read_dirs,
     write_part,
 )
+from results.pruned import null_pruned
 from results.schema import (
     EPOCH_COLUMNS,
     EPOCH_KEY,
@@ -265,7 +266,8 @@ def read_epochs(
 ) -> pa.Table:
     """Epoch rows of the sweeps (all in `store` when None): one row per (sweep, trial, epoch).
 
-    Rows are sorted by sweep_id, trial_id, epoch; the latest `written_at` wins per key. With
+    Rows are sorted by sweep_id, trial_id, epoch; the latest `written_at` wins per key; a
+    checkpoint the sweep's retention deleted reads as null (`results.pruned`). With
     `missing_ok`, sweeps that have written no epoch rows yet give an empty table instead of
     an error; a damaged part file is an error either way.
     """
@@ -274,7 +276,8 @@ def read_epochs(
         dirs = [d for d in dirs if any((d / "epochs").glob(PART_GLOB))]
         if not dirs:
             return empty_table(EPOCH_COLUMNS)
-    return latest_per_key(read_dirs([d / "epochs" for d in dirs], EPOCH_COLUMNS), EPOCH_KEY)
+    table = latest_per_key(read_dirs([d / "epochs" for d in dirs], EPOCH_COLUMNS), EPOCH_KEY)
+    return null_pruned(table, dirs)
 
 
 def read_trials(

@@ -56,12 +56,14 @@ def launch_plan(
     dashboard_host: str = "127.0.0.1",
     fit_resources: bool = False,
     loggers: Sequence[str] = (),
+    ignore_disk: bool = False,
 ) -> tuple[str, int]:
     """Check, plan and run the search space `path`: (sweep id, exit code 0).
 
     What `sweeper launch FILE` runs once its options are read; a failed trial raises
     `SweepFailed`, an interrupt `SweepInterrupted`.
     """
+    from sweeper.disk import check_fits, plan_disk
     from sweeper.driver import launch as run_plan
     from sweeper.driver import new_sweep_id
     from sweeper.plan import plan_file
@@ -69,6 +71,8 @@ def launch_plan(
 
     # Nothing touches the store before the spec has passed every check.
     _, plan = plan_file(path, overrides, loggers)
+    if not ignore_disk:
+        check_fits(plan_disk(plan), store)  # before anything is written or started
     # No silent override: each value the embedded profile runs differently is said first.
     for line in rescaled_lines(plan, overrides):
         print(line, flush=True)

@@ -271,7 +271,7 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo,
         if stage.name == "pretrain":
             starts = select_pretrain(stage, writer)
         elif stage.name == "screen":
-            screened = pick_screen(stage, writer)
+            screened = pick_screen(stage, writer, payloads)
     return _finish(plan, writer, unsuccessful)
 
 

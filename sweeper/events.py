@@ -18,6 +18,7 @@ from results.store import StoreWriter
 from sweeper.payloads import ORIGIN
 from sweeper.plan import SweepPlan
 from sweeper.progress import StageProgress, format_eta, planned_epochs
+from sweeper.retention import StageRetention
 from sweeper.store_paths import in_store
 
 RECORD_FIELDS = (
@@ -158,6 +159,11 @@ class StoreEvents:
     _last_detail: str = ""
     _last_text: str = ""
     _last_print: float = -1e9
+    # (trial, epoch) keys the store holds already: a retried or resumed trial hands its
+    # earlier records over again, and the store keeps each epoch once.
+    stored: set[tuple[str, int]] = field(default_factory=set)
+    retention: StageRetention | None = None
+    resumed: dict[str, int] = field(default_factory=dict)  # trial -> last replayed epoch
     _t0: float = field(default_factory=time.monotonic)
     _progress: StageProgress | None = None
 
@@ -190,6 +196,18 @@ class StoreEvents:
         self.trials.append(self._row(payload, "running", started_at=now()))
 
     def epoch(self, trial_id: str, payload: Mapping[str, Any], record: dict[str, Any]) -> None:
+        key = (trial_id, int(record["epoch"]))
+        if record.get("replayed"):
+            self.resumed[trial_id] = max(self.resumed.get(trial_id, -1), key[1])
+        elif trial_id in self.resumed:
+            print(
+                f"[{self.stage}] {trial_id} resumed after epoch {self.resumed.pop(trial_id)}",
+                file=self.out,
+                flush=True,
+            )
+        if key in self.stored:
+            return
+        self.stored.add(key)
         self.epochs.append(epoch_row(self.sweep_id, payload, record, self.store_root))
         self.stage_progress.epoch(trial_id, int(record["epoch"]), float(record.get("wall_s") or 0))
         row = {**record, "method": payload.get("method")}
@@ -216,6 +234,8 @@ class StoreEvents:
             )
         )
         self.flush()
+        if self.retention is not None:
+            self.retention.trial_ended(trial_id)
 
     def failed(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None:
         self.status[trial_id] = "failed"
@@ -231,6 +251,8 @@ class StoreEvents:
             )
         )
         self.flush()
+        if self.retention is not None:
+            self.retention.trial_ended(trial_id)
 
     def retrying(self, trial_id: str, payload: Mapping[str, Any], error: str) -> None:
         self.trials.append(
@@ -282,6 +304,9 @@ class StoreEvents:
         if self.epochs:
             rows, self.epochs = self.epochs, []
             self.writer.append_epochs(rows)
+            if self.retention is not None:
+                self.retention.observe(rows)
+                self.retention.prune(running={t for t, s in self.status.items() if s == "running"})
         if self.trials:
             rows, self.trials = self.trials, []
             self.writer.append_trials(rows)

@@ -20,6 +20,7 @@ from results.best import ORIGIN_SUFFIX
 from results.store import StoreWriter
 from sweeper.errors import SweeperError
 from sweeper.plan import START_CHECKPOINT, StagePlan, SweepPlan, TrialPlan
+from sweeper.retention import resume_state_path
 
 PLACEHOLDER = "@synthetic/"
 Screened = Mapping[str | None, Mapping[str, Any]]  # start job -> {"checkpoint", "params"}
@@ -54,6 +55,8 @@ def payload(
     data = config.setdefault("data", {})
     if data.get("cache_dir") is None:
         data["cache_dir"] = str(writer.sweep_dir.parent / ".cache")
+    if trial.entry != "screen":  # a screen trial evaluates once: nothing to resume
+        config["resume_state"] = str(resume_state_path(writer.sweep_dir, trial.trial_id))
     start = config.get("model", {}).get("checkpoint")
     return {
         "trial_id": trial.trial_id,
@@ -107,6 +110,7 @@ def bn_only_payloads(clean: list[dict[str, Any]], starts: list[str | None]) -> l
         config = copy.deepcopy(base["config"])
         config["checkpoint_dir"] = str(Path(base["config"]["checkpoint_dir"]).parent / tid)
         config["save"] = "none"
+        config.pop("resume_state", None)  # one pass, nothing to resume
         keep = {k: v for k, v in base["params"].items() if k in ("shrink", "perturb_sigma")}
         out.append(
             {

@@ -66,6 +66,8 @@ class StagePlan:
     # The stage's early-stopping scheduler, e.g. {"pareto_asha": {"grace": 2, "reduction": 3}}
     # (None: every trial trains all its epochs). Plans saved before it existed load as None.
     scheduler: dict[str, Any] | None = None
+    # The stage's checkpoint retention (`sweeper.retention`); plans saved before it kept all.
+    keep: str = "all"
 
     @property
     def n_trials(self) -> int:

@@ -22,6 +22,7 @@ from sweeper.plan_types import (
     TrialPlan,
 )
 from sweeper.rescaled import Rescales
+from sweeper.retention import default_keep, save_mode
 from sweeper.spec import SweepSpec
 from sweeper.spec_errors import Problem
 from sweeper.spec_rules import start_names
@@ -33,6 +34,12 @@ from sweeper.trial_configs import (
     scaling_changes,
     validated,
 )
+
+
+def stage_keep(spec: SweepSpec, stage: str) -> str:
+    """The stage's retention policy: its `keep:` or the stage's default."""
+    section = getattr(spec, stage, None)
+    return getattr(section, "keep", None) or default_keep(stage)
 
 
 class Planner:
@@ -112,6 +119,7 @@ class Planner:
             baselines,
             per_trial,
             scheduler=sched.model_dump(exclude_none=True) if sched is not None else None,
+            keep=stage_keep(self.spec, name),
         )
 
     def report(self, field: str, message: str) -> None:
@@ -141,10 +149,7 @@ class Planner:
             data = {"train": train, "eval": spec.real.eval_data, "classnames": spec.real.classnames}
             model = spec.real.model
             poison = {}
-        # Every epoch is a candidate model; the embedded profile keeps only the last cleaning
-        # checkpoint to keep disk small. A screen keeps its perturbed model for the pick.
-        keep_all = stage == "pretrain" or (stage == "clean" and not self.embedded)
-        save = "every" if keep_all else "last"
+        save = save_mode(stage, stage_keep(self.spec, stage))
         return Layer(
             spec.profile,
             {"data": data, "model": {"name": model}, "poison": poison, "save": save},

@@ -48,8 +48,11 @@ def select_pretrained(
 
 
 def pick_screened(rows: Sequence[Row], *, max_asr: float) -> Row | None:
-    """Highest clean accuracy among screened models with ASR < `max_asr` (None if none)."""
-    ok = [r for r in rows if r["asr"] < max_asr and r.get("checkpoint")]
+    """Highest clean accuracy among screened models with ASR < `max_asr` (None if none).
+
+    The unperturbed origin trials are never picked. A screen may keep no checkpoints: the
+    pick's is written from its recipe (`sweeper.stages.pick_screen`)."""
+    ok = [r for r in rows if r["asr"] < max_asr and not str(r["trial_id"]).endswith("-origin")]
     if not ok:
         return None
     return max(ok, key=lambda r: (r["clean_acc"], -r["asr"], r["trial_id"]))

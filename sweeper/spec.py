@@ -177,10 +177,15 @@ class PretrainJob(_Frozen):
     trial: TrialPatch = {}
 
 
+# Which checkpoints a stage keeps (`sweeper.retention`): None takes the stage's default.
+Keep = Literal["frontier", "selected", "last", "all"] | None
+
+
 class PretrainSpec(_Frozen):
     jobs: Annotated[dict[Annotated[str, Field(pattern=_NAME_PATTERN)], PretrainJob], MinLen(1)]
     trial: TrialPatch = {}
     resources: Resources = Resources()
+    keep: Keep = None
     # The file this section was read from (set by `read_spec`; for messages and records).
     source: str | None = None
 
@@ -230,6 +235,7 @@ class ScreenSpec(_Frozen):
     # chunks per trial slot, at most 32 points; 1: a trial per point). sweeper.screen_chunks.
     points_per_trial: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
     scheduler: SchedulerSpec | None = None
+    keep: Keep = None
 
 
 class OptunaParam(_Frozen):
@@ -277,6 +283,7 @@ class CleanSpec(_Frozen):
     resources: Resources = Resources()
     # Early stopping over epochs; with a grid or an Optuna search.
     scheduler: SchedulerSpec | None = None
+    keep: Keep = None
 
     @property
     def method_name(self) -> str:

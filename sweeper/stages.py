@@ -7,7 +7,7 @@ selections, skips finished trials and re-runs only the rest.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from results.store import StoreWriter, read_epochs, read_trials
@@ -19,6 +19,7 @@ from sweeper.payloads import job_of
 from sweeper.plan import StagePlan
 from sweeper.pretrain_cache import write_cache
 from sweeper.ray_backend.loggers import LogTo
+from sweeper.retention import Row, StageRetention, best_per_group, keep_checkpoints, prune
 from sweeper.screen_chunks import chunk_size, make_chunks, slots
 from sweeper.selection import pick_screened, select_pretrained
 from sweeper.store_paths import resolve
@@ -60,6 +61,7 @@ def run_stage(
     events.status.update(
         {p["trial_id"]: done[p["trial_id"]] for p in payloads if p["trial_id"] in done}
     )
+    _track(events, stage, writer, threshold)
     events.pending(todo)
     events.flush()
     if len(todo) < len(payloads):
@@ -103,6 +105,7 @@ def run_search(
     remaining = max(0, search.n_trials - len(done))
     events = StoreEvents(writer, stage.name, total=search.n_trials, threshold=threshold)
     events.status.update(done)
+    _track(events, stage, writer, threshold)
     if remaining:
         with _stopping(stage.name, events, writer):
             backend.run_optuna(
@@ -160,8 +163,40 @@ class _stopping:
 
 def _ended(events: StoreEvents) -> dict[str, str]:
     events.flush()
+    if events.retention is not None:
+        events.retention.prune()  # no trial of the stage runs any more
     events.progress(force=True)
     return events.unsuccessful()
+
+
+def _track(events: StoreEvents, stage: StagePlan, writer: StoreWriter, threshold: float) -> None:
+    """The epochs the store holds already (written once), and the stage's retention; a
+    pre-training's checkpoints are pruned only once selection has chosen (`select_pretrain`)."""
+    rows = [r for r in epoch_rows(writer) if r["stage"] == stage.name]
+    events.stored = {(r["trial_id"], int(r["epoch"])) for r in rows}
+    policy = "all" if stage.name == "pretrain" else stage.keep
+    events.retention = StageRetention(
+        stage.name, policy, writer.sweep_dir, selected=_selected_of(stage, threshold)
+    )
+    events.retention.observe(rows)
+
+
+def _selected_of(stage: StagePlan, threshold: float) -> Callable[[list[Row]], set[str]]:
+    """What a stage hands on, from its rows: each start's screen pick, each group's best."""
+    if stage.name != "screen":
+        return lambda rows: best_per_group(rows, threshold)
+    max_asr = float((stage.select or {}).get("max_asr", 15))
+    start_of = {t.trial_id: t.start for t in stage.trials}
+
+    def picks(rows: list[Row]) -> set[str]:
+        by_start: dict[str | None, list[Row]] = {}
+        for r in rows:
+            if r["trial_id"] in start_of:
+                by_start.setdefault(start_of[r["trial_id"]], []).append(r)
+        chosen = (pick_screened(rs, max_asr=max_asr) for rs in by_start.values())
+        return {str(p["checkpoint"]) for p in chosen if p is not None and p.get("checkpoint")}
+
+    return picks
 
 
 def select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
@@ -180,6 +215,7 @@ def select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
             runs.setdefault(job_of(t), []).append(r)
     rules = (stage.select or {}).get("jobs", {})
     chosen = select_pretrained(runs, rules)
+    pruned = _prune_pretrain(stage, runs, chosen, trials, writer)
     starts: dict[str, str] = {}
     for trial in stage.trials:
         job = job_of(trial)
@@ -187,7 +223,8 @@ def select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
             continue
         row = chosen[job]
         starts[job] = str(resolve(row["checkpoint"], root))
-        write_cache(trial, runs[job], row, root)
+        kept = [{**r, "checkpoint": None} if r["checkpoint"] in pruned else r for r in runs[job]]
+        write_cache(trial, kept, row, root)
         recorded = trials.get(trial.trial_id)
         payload = {
             "trial_id": trial.trial_id,
@@ -221,6 +258,27 @@ def select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
     return starts
 
 
+def _prune_pretrain(
+    stage: StagePlan,
+    runs: Mapping[str, list[dict[str, Any]]],
+    chosen: Mapping[str, Mapping[str, Any]],
+    trials: Mapping[str, Mapping[str, Any]],
+    writer: StoreWriter,
+) -> set[str]:
+    """Prune what the stage's policy does not keep of the jobs this sweep trained (a cache
+    hit's files are the cache's, and may be another sweep's selection); returns them."""
+    if stage.keep == "all":
+        return set()
+    rows: list[dict[str, Any]] = []
+    for job, job_rows in runs.items():
+        recorded = trials.get(f"pretrain-{job}") or {}
+        if json.loads(recorded.get("params") or "{}").get("cache") != "hit":
+            rows += job_rows
+    selected = {str(row["checkpoint"]) for row in chosen.values()}
+    keep = keep_checkpoints(rows, stage.keep, selected=selected)
+    return set(prune(rows, keep, writer.sweep_dir, writer.sweep_dir.parent))
+
+
 def _no_model(
     missing: list[str], trials: Mapping[str, Mapping[str, Any]], writer: StoreWriter
 ) -> SweepFailed:
@@ -249,8 +307,14 @@ def _last_line(text: str | None) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def pick_screen(stage: StagePlan, writer: StoreWriter) -> dict[str | None, dict[str, Any]]:
-    """One pick per start model (D.13): start job -> {"checkpoint", "params"}."""
+def pick_screen(
+    stage: StagePlan, writer: StoreWriter, payloads: list[dict[str, Any]] | None = None
+) -> dict[str | None, dict[str, Any]]:
+    """One pick per start model (D.13): start job -> {"checkpoint", "params"}.
+
+    A screen that kept no checkpoints (`keep: selected`) has its pick's model written here
+    from the pick's trial config (`payloads`): the same start weights and seeded
+    perturbation the trial evaluated."""
     root = writer.sweep_dir.parent
     max_asr = float((stage.select or {}).get("max_asr", 15))
     by_trial = {t.trial_id: t for t in stage.trials}
@@ -286,5 +350,21 @@ def pick_screen(stage: StagePlan, writer: StoreWriter) -> dict[str | None, dict[
             f"{pick['clean_acc']:.2f}, asr {pick['asr']:.2f}",
             flush=True,
         )
-        picks[start] = {"checkpoint": str(resolve(pick["checkpoint"], root)), "params": params}
+        ckpt = resolve(pick["checkpoint"], root) or _write_pick(pick, payloads, writer)
+        picks[start] = {"checkpoint": str(ckpt), "params": params}
     return picks
+
+
+def _write_pick(
+    pick: Mapping[str, Any], payloads: list[dict[str, Any]] | None, writer: StoreWriter
+) -> str:
+    """The pick's model, written once into `checkpoints/<trial>/` (kept on a resume)."""
+    from trainers.entries import perturbed_checkpoint
+
+    config = next((p["config"] for p in payloads or [] if p["trial_id"] == pick["trial_id"]), None)
+    if config is None:
+        raise SweeperError(f"screen pick {pick['trial_id']} has no checkpoint and no config")
+    path = writer.checkpoints_dir / str(pick["trial_id"]) / "epoch-000.pt"
+    if not path.is_file():
+        perturbed_checkpoint(config, path, clean_acc=pick["clean_acc"], asr=pick["asr"])
+    return str(path)

@@ -33,6 +33,13 @@ class _Collect:
         acc, asr = best_point(self.records, self.threshold)
         self.emit("epoch", {**record.to_dict(), "objective_acc": acc, "objective_asr": asr})
 
+    def replay(self, record: EpochRecord) -> None:
+        """A resumed run's earlier epoch: the driver stores it only if it has not yet."""
+        self.records.append(record)
+        acc, asr = best_point(self.records, self.threshold)
+        metrics = {**record.to_dict(), "objective_acc": acc, "objective_asr": asr}
+        self.emit("epoch", {**metrics, "replayed": True})
+
 
 def best_point(
     records: list[EpochRecord], threshold: float = DEFAULT_THRESHOLD

@@ -179,6 +179,9 @@ class TrialConfig(_Frozen):
     threads: int = Field(0, ge=0)
     # Test hook: raise at the start of this epoch (fault-injection tests of the sweeper).
     fail_at_epoch: int | None = None
+    # File of the trial's resume state (`trainers.resume`), rewritten after every epoch; a
+    # run that finds one saved under the same config continues after its epoch. None: none.
+    resume_state: str | None = None
 
 
 def load_config(config: TrialConfig | Mapping[str, Any]) -> TrialConfig:

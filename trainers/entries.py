@@ -12,15 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from trainers.bn_only import bn_only
+from trainers.checkpoint import load_weights, save_checkpoint
 from trainers.config import TrialConfig, load_config
 from trainers.deep_cluster import DeepClusterObjective
 from trainers.errors import ConfigError
 from trainers.loop import report_start, train
 from trainers.losses import ContrastiveLoss
+from trainers.models import create_model
 from trainers.regularize import Regularizer
 from trainers.reporter import Reporter, TrialOutcome
 from trainers.shrink_perturb import shrink_perturb
-from trainers.trial import build_context, load_start, objective_of, train_data_for
+from trainers.trial import (
+    build_context,
+    load_start,
+    model_meta,
+    objective_of,
+    seed_everything,
+    train_data_for,
+)
 
 ConfigLike = TrialConfig | Mapping[str, Any]
 
@@ -68,17 +77,43 @@ def screen(config: ConfigLike, reporter: Reporter) -> TrialOutcome:
     cfg = load_config(config)
     if not cfg.model.checkpoint:
         raise ConfigError("screen needs model.checkpoint: the model to shrink and perturb")
-    cfg = cfg.model_copy(update={"save": "every" if cfg.checkpoint_dir else "none"})
+    # save "none": the sweeper writes only the pick's model (`perturbed_checkpoint`).
+    keep = cfg.checkpoint_dir is not None and cfg.save != "none"
+    cfg = cfg.model_copy(update={"save": "every" if keep else "none"})
     ctx = build_context(cfg, start=load_start(cfg))
     shrink_perturb(ctx.model, cfg.shrink_perturb, model_name=ctx.info.name, seed=cfg.seed)
     result = report_start(ctx, reporter)
-    ckpt = str(Path(cfg.checkpoint_dir) / "epoch-000.pt") if cfg.checkpoint_dir else None
+    ckpt = str(Path(cfg.checkpoint_dir) / "epoch-000.pt") if keep and cfg.checkpoint_dir else None
     return TrialOutcome(
         status="completed",
         epochs_done=0,
         final_checkpoint=ckpt,
         records=1,
         extra={"final_clean_acc": result.clean_acc, "final_asr": result.asr},
+    )
+
+
+def perturbed_checkpoint(
+    config: ConfigLike, path: str | Path, *, clean_acc: float, asr: float
+) -> Path:
+    """Write the model a `screen` trial of `config` evaluated (the same start weights and
+    seeded perturbation), as that trial would have saved it, without evaluating it again:
+    a screen keeps no checkpoint but its pick's, which is rebuilt from its recipe."""
+    cfg = load_config(config)
+    start = load_start(cfg)
+    seed_everything(cfg.seed)
+    model, info = create_model(cfg.model.name, seed=cfg.seed)
+    if start is not None:
+        load_weights(model, start, model_name=cfg.model.name)
+    shrink_perturb(model, cfg.shrink_perturb, model_name=info.name, seed=cfg.seed)
+    meta = model_meta(cfg, start, info.name)
+    meta.pop("trigger_kind")
+    return save_checkpoint(
+        path,
+        model,
+        model_name=info.name,
+        config=cfg.model_dump(mode="json"),
+        meta=dict(meta, epoch=0, clean_acc=clean_acc, asr=asr),
     )
 
 

@@ -29,6 +29,7 @@ from trainers.losses import ContrastiveLoss
 from trainers.models import ModelInfo, clamp_logit_scale, normalize
 from trainers.regularize import Regularizer
 from trainers.reporter import EpochRecord, Reporter, TrialOutcome
+from trainers.resume import Resumed, load_state, save_state
 
 
 class ExtraObjective(Protocol):
@@ -319,39 +320,67 @@ def train(
     regularizer: Regularizer,
     extra: ExtraObjective | None = None,
 ) -> TrialOutcome:
-    """Train `ctx.model` for `cfg.optim.epochs` epochs, reporting after each."""
+    """Train `ctx.model` for `cfg.optim.epochs` epochs, reporting after each.
+
+    With a resume state (`cfg.resume_state`) from an earlier run of the same config, the
+    run continues after that run's last completed epoch: its records are handed to
+    `reporter` again (the sweeper stores each epoch once), then training goes on.
+    """
     cfg = ctx.cfg
-    result = report_start(ctx, reporter)
     opt = make_optimizer(ctx.model, regularizer, extra, cfg.optim)
     steps_per_epoch = max(1, data.num_samples // cfg.data.batch_size)
     sched = make_scheduler(opt, cfg.optim, steps_per_epoch * cfg.optim.epochs)
-    seen = skipped = 0
-    last_ckpt = None
-    for epoch in range(1, cfg.optim.epochs + 1):
+    progress = load_state(cfg, ctx.model, opt, sched)
+    tap = _Tap(reporter)
+    if progress is None:
+        progress = Resumed(0, 0, 0, 0.0, None, tap.records)
+        report_start(ctx, tap)
+    else:
+        ctx.started -= progress.elapsed  # wall_s goes on from where the run stopped
+        replay = getattr(reporter, "replay", reporter.report)
+        for record in progress.records:
+            replay(record)
+        tap.records = progress.records
+    for epoch in range(progress.epoch + 1, cfg.optim.epochs + 1):
         start_epoch(ctx, data, extra, opt, epoch)
         stats = run_epoch(ctx, data, loss_fn, extra, opt, sched, regularizer, epoch)
-        skipped += stats.skipped
+        progress.skipped += stats.skipped
         if stats.diverged is not None:
             return TrialOutcome(
                 status="diverged",
                 reason=stats.diverged,
                 epochs_done=epoch - 1,
-                final_checkpoint=last_ckpt,
-                skipped=skipped,
+                final_checkpoint=progress.last_checkpoint,
+                skipped=progress.skipped,
             )
-        seen += stats.samples
+        progress.seen += stats.samples
         lr = opt.param_groups[0]["lr"]
-        result, ckpt = report_epoch(
-            ctx, reporter, epoch, stats, seen=seen, lr=lr, loss_reg=regularizer.value()
+        _, ckpt = report_epoch(
+            ctx, tap, epoch, stats, seen=progress.seen, lr=lr, loss_reg=regularizer.value()
         )
-        last_ckpt = ckpt or last_ckpt
+        progress.last_checkpoint = ckpt or progress.last_checkpoint
+        progress.epoch, progress.elapsed = epoch, ctx.elapsed()
+        # After the report: a run stopped in between reports this epoch again, never skips it.
+        save_state(cfg, ctx.model, opt, sched, progress)
     return TrialOutcome(
         status="completed",
         epochs_done=cfg.optim.epochs,
-        final_checkpoint=last_ckpt,
-        skipped=skipped,
-        extra={"final_clean_acc": result.clean_acc, "final_asr": result.asr},
+        final_checkpoint=progress.last_checkpoint,
+        skipped=progress.skipped,
+        extra={"final_clean_acc": tap.records[-1].clean_acc, "final_asr": tap.records[-1].asr},
     )
+
+
+class _Tap:
+    """Forwards records to a reporter and keeps them: the resume state holds them."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.records: list[EpochRecord] = []
+
+    def report(self, record: EpochRecord) -> None:
+        self.reporter.report(record)
+        self.records.append(record)
 
 
 def _step(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -46,6 +47,24 @@ class ModelInfo:
     # open_clip's resize modes we decode by: "shortest" (shorter side, centre crop; CLIP's
     # and the authors') or "squash" (both sides to the size; SigLIP's).
     resize_mode: str = "shortest"
+
+
+@functools.cache
+def state_bytes(name: str) -> int:
+    """Bytes of model `name`'s state dict (weights and buffers): what one checkpoint holds,
+    counted on the meta device, so no memory is allocated and no weights are initialised."""
+    register_tiny_models()
+    if open_clip.get_model_config(name) is None:
+        create_model(name)  # raises the ModelError that names the field
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with torch.device("meta"):
+            model = open_clip.create_model(name, pretrained=None, device="meta")
+    finally:
+        root.setLevel(level)
+    return sum(v.numel() * v.element_size() for v in model.state_dict().values())
 
 
 def create_model(name: str, *, seed: int | None = None) -> tuple[nn.Module, ModelInfo]:

@@ -55,6 +55,9 @@ class TrialOutcome:
 
 
 class Reporter(Protocol):
+    """Where records go. A resumed run hands the records of the epochs it does not run again
+    to `replay(record)` when the reporter has one, else to `report`."""
+
     def report(self, record: EpochRecord) -> None: ...
 
 
@@ -63,6 +66,12 @@ class ListReporter:
 
     def __init__(self) -> None:
         self.records: list[EpochRecord] = []
+        self.replayed: list[int] = []  # epochs handed over by `replay`
 
     def report(self, record: EpochRecord) -> None:
         self.records.append(record)
+
+    def replay(self, record: EpochRecord) -> None:
+        """A record a resumed run hands over again from its resume state."""
+        self.records.append(record)
+        self.replayed.append(record.epoch)

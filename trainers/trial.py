@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,27 +50,15 @@ def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext
     if start is not None:
         load_weights(model, start, model_name=cfg.model.name)
     model.to(device)
-    start_meta = start.meta if start is not None else {}
-    # ASR uses the trigger the model was poisoned with: this run's poison when it has one,
-    # else the one recorded in the starting checkpoint.
-    poison_kind = cfg.poison.kind if cfg.poison.kind != "none" else start_meta.get("poison_kind")
-    trigger_kind = eval_trigger_kind(cfg, poison_kind)
-    target = cfg.eval.target or start_meta.get("target") or cfg.poison.target
+    meta = model_meta(cfg, start, info.name)
     trigger = make_trigger(
-        trigger_kind,
+        meta.pop("trigger_kind"),
         image_size=info.image_size,
-        patch_size=cfg.poison.patch_size or start_meta.get("patch_size"),
+        patch_size=meta["patch_size"],
         blend_alpha=cfg.poison.blend_alpha,
-        seed=int(start_meta.get("trigger_seed", cfg.poison.seed)),
+        seed=meta["trigger_seed"],
     )
-    meta = {
-        "model_name": info.name,
-        "poison_kind": poison_kind or "none",
-        "target": target,
-        "patch_size": cfg.poison.patch_size or start_meta.get("patch_size"),
-        "trigger_seed": int(start_meta.get("trigger_seed", cfg.poison.seed)),
-        "objective": start_meta.get("objective", objective_of(cfg)),
-    }
+    target = meta["target"]
     tokenizer = get_tokenizer(cfg.model.name)
     eval_data = load_eval_data(
         cfg.data, image_size=info.image_size, num_workers=loader_workers(cfg, device)
@@ -86,6 +75,24 @@ def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext
         target=target,
         meta=meta,
     )
+
+
+def model_meta(cfg: TrialConfig, start: Checkpoint | None, model_name: str) -> dict[str, Any]:
+    """What a checkpoint of this trial records about its model (and `trigger_kind`)."""
+    start_meta = start.meta if start is not None else {}
+    # ASR uses the trigger the model was poisoned with: this run's poison when it has one,
+    # else the one recorded in the starting checkpoint. Label-consistent poison is a patch.
+    poison_kind = cfg.poison.kind if cfg.poison.kind != "none" else start_meta.get("poison_kind")
+    trigger_kind = eval_trigger_kind(cfg, poison_kind)
+    return {
+        "model_name": model_name,
+        "poison_kind": poison_kind or "none",
+        "target": cfg.eval.target or start_meta.get("target") or cfg.poison.target,
+        "patch_size": cfg.poison.patch_size or start_meta.get("patch_size"),
+        "trigger_seed": int(start_meta.get("trigger_seed", cfg.poison.seed)),
+        "objective": start_meta.get("objective", objective_of(cfg)),
+        "trigger_kind": trigger_kind,
+    }
 
 
 def load_start(cfg: TrialConfig) -> Checkpoint | None:

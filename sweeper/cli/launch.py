@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sweeper.disk import as_json, plan_disk
+from sweeper.disk import lines as disk_lines
 from sweeper.plan import SweepPlan, plan_file
 from sweeper.rescaled import rescaled_lines
 from sweeper.spec import SweepSpec
@@ -86,6 +88,11 @@ def register(subparsers: Any) -> None:
         help="run a stage that asks more than any node has (profile=real on a machine "
         "without GPUs) on the biggest node instead of refusing it; said in one line",
     )
+    p.add_argument(
+        "--ignore-disk",
+        action="store_true",
+        help="launch even when the plan's checkpoints may not fit the store's free space",
+    )
     intermixed(p)
     p.set_defaults(func=run)
 
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             dashboard_host=args.dashboard_host,
             fit_resources=args.fit_resources,
             loggers=args.logger,
+            ignore_disk=args.ignore_disk,
         )
         return code
     # Nothing touches the store before the spec has passed every check.
@@ -119,10 +127,11 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     overrides = args.overrides
+    disk = plan_disk(plan)
     print(
-        json.dumps(summary(plan, overrides), indent=2)
+        json.dumps({**summary(plan, overrides), "disk": as_json(disk)}, indent=2)
         if args.json
-        else table(plan, spec, overrides)
+        else "\n".join([table(plan, spec, overrides), *disk_lines(disk)])
     )
     return 0
 

@@ -175,10 +175,14 @@ def _trial_fn(config: dict[str, Any]) -> None:
     if "params" in config:  # an Optuna trial: the searcher sampled these
         payload["params"] = dict(config["params"])
         payload["trial_id"] = f"{payload['trial_id']}-{tune.get_context().get_trial_id()}"
-        ckpt_dir = payload["config"].get("checkpoint_dir")
-        if ckpt_dir:
-            own = str(Path(ckpt_dir).parent / payload["trial_id"])
-            payload["config"] = {**payload["config"], "checkpoint_dir": own}
+        config = dict(payload["config"])
+        for key, name in (
+            ("checkpoint_dir", payload["trial_id"]),
+            ("resume_state", f"{payload['trial_id']}.pt"),
+        ):
+            if config.get(key):
+                config[key] = str(Path(config[key]).parent / name)
+        payload["config"] = config
 
     # The host column names the Ray node too, so packing over nodes of one machine shows.
     host = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -157,6 +158,12 @@ def every_clean_trial_at(store: Path, before: set[str], n_trials: int, epoch: in
     return len(reached) >= n_trials
 
 
+def resume_states(store: Path, before: set[str]) -> int:
+    """How many trials of the new sweep have saved a resume state (completed an epoch)."""
+    sweep = new_sweep(store, before)
+    return len(list((store / sweep / "resume").glob("*.pt"))) if sweep else 0
+
+
 def raw_rows(sweep_dir: Path, kind: str) -> list[dict[str, Any]]:
     """Every row ever appended (superseded ones too), bypassing the reader's one-per-key."""
     return pq.read_table(sweep_dir / kind).to_pylist()
@@ -289,7 +296,11 @@ def _launch_killing_one_worker(
     )
     before = sweeps_in(store)
     killer = Meanwhile(
-        lambda: every_clean_trial_at(store, before, 2, 1) and bool(busy_trial_workers()),
+        lambda: (
+            every_clean_trial_at(store, before, 2, 1)
+            and resume_states(store, before) >= 2
+            and bool(busy_trial_workers())
+        ),
         _kill_one_trial_worker,
         "both clean trials to report epoch 1",
     )
@@ -319,9 +330,13 @@ def test_killed_worker_is_retried_within_max_failures(
     assert all(
         eps == list(range(MIDWAY + 1)) for t, eps in per_trial.items() if t.startswith("clean-")
     )
-    # The retry reported the victim's early epochs again; the reader kept one of each.
+    # The retry continued from the victim's resume state (after its last completed epoch,
+    # >= 1 when it was killed) instead of starting over, and the store holds each epoch once.
+    resumed = re.search(rf"\[clean\] {re.escape(victim)} resumed after epoch (\d+)", out)
+    assert resumed and 1 <= int(resumed.group(1)) < MIDWAY, out
     raw = Counter((r["trial_id"], r["epoch"]) for r in raw_rows(store / sweep, "epochs"))
-    assert raw[(victim, 0)] == 2 and raw[(victim, 1)] == 2, raw
+    assert set(raw.values()) == {1}, raw
+    assert not list((store / sweep / "resume").iterdir())  # deleted as each trial ended
 
 
 def test_killed_worker_without_retries_fails_its_trial_only(
@@ -544,7 +559,8 @@ def test_driver_killed_during_pretraining_resumes_with_one_row_per_epoch(
 
     def pretraining_mid_way() -> bool:
         rows = stored_epochs(store, new_sweep(store, set()))
-        return any(r["stage"] == "pretrain" for r in rows)
+        # An epoch is done and its resume state saved: the resume has something to continue.
+        return any(r["stage"] == "pretrain" for r in rows) and resume_states(store, set()) > 0
 
     try:
         wait_for(pretraining_mid_way, PATIENCE, "the first pre-training epoch row")
@@ -567,11 +583,14 @@ def test_driver_killed_during_pretraining_resumes_with_one_row_per_epoch(
         "pretrain-mmcl": list(range(MIDWAY + 1)),
         "clean-mmcl-lr=0.001-r0": [0, 1, 2],
     }
-    # Pre-training ran twice (two "running" rows); the epochs it reported twice read once.
+    # Pre-training ran twice (two "running" rows): the second continued mid-trial from the
+    # resume state the killed one left, and the store holds each epoch once.
     history = raw_rows(store / sweep, "trials")
     assert sum(r["trial_id"] == "pretrain-mmcl" and r["status"] == "running" for r in history) == 2
+    resumed = re.search(r"\[pretrain\] pretrain-mmcl resumed after epoch (\d+)", out)
+    assert resumed and 1 <= int(resumed.group(1)) < MIDWAY, out
     raw = Counter((r["trial_id"], r["epoch"]) for r in raw_rows(store / sweep, "epochs"))
-    assert raw[("pretrain-mmcl", 0)] == 2
+    assert set(raw.values()) == {1}, raw
     # The clean trial started from the resumed run's selected checkpoint, which exists.
     start = trials["clean-mmcl-lr=0.001-r0"]["start_checkpoint"]
     assert start and (store / start).is_file()
@@ -640,7 +659,7 @@ def test_lost_node_trials_are_retried_on_the_other_node(
         return node, row["trial_id"]
 
     remover = Meanwhile(
-        lambda: every_clean_trial_at(store, before, 2, 1),
+        lambda: every_clean_trial_at(store, before, 2, 1) and resume_states(store, before) >= 2,
         remove_a_trials_node,
         "both clean trials to report epoch 1",
     )
@@ -667,5 +686,14 @@ def test_lost_node_trials_are_retried_on_the_other_node(
     assert all(
         eps == list(range(MIDWAY + 1)) for t, eps in per_trial.items() if t.startswith("clean-")
     )
-    # The victim ran again, from its start, on the node that is left.
-    assert all(not r["host"].endswith(lost) for r in rows if r["trial_id"] == victim)
+    # The victim continued on the node that is left, from its last completed epoch (its
+    # resume state is in the store, which both nodes share here): its epochs before the
+    # loss stay the lost node's rows, every later one is the other node's.
+    resumed = re.search(rf"\[clean\] {re.escape(victim)} resumed after epoch (\d+)", out)
+    assert resumed, out
+    after = int(resumed.group(1))
+    hosts = {r["epoch"]: r["host"] for r in rows if r["trial_id"] == victim}
+    # (Epoch after + 1 may be either's: the lost node may have reported it before it could
+    # save its state; the store kept the first report.)
+    assert all(hosts[e].endswith(lost) for e in range(after + 1)), hosts
+    assert all(not hosts[e].endswith(lost) for e in range(after + 2, MIDWAY + 1)), hosts

@@ -84,7 +84,16 @@ def test_dry_run_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         ["launch", MAIN_JOB, "--dry-run", "--json", "--store", str(store)], capsys
     )
     assert code == 0
-    assert json.loads(out) == {
+    plan = json.loads(out)
+    disk = plan.pop("disk")
+    # Checkpoints before -> after retention: 2 pre-training jobs of 16 epochs (64 x 0.25) write
+    # 17 each and keep their selected one; 255 screen points keep the pick; 9 cleaning trials
+    # of 5 epochs write 6 each and keep the best plus (frontier) an estimated one per trial.
+    counts = {d["name"]: (d["checkpoints_before"], d["checkpoints_after"]) for d in disk["stages"]}
+    assert counts == {"pretrain": (34, 2), "screen": (255, 1), "clean": (54, 10)}
+    per = {d["checkpoint_bytes"] for d in disk["stages"]}
+    assert len(per) == 1 and disk["bytes_after"] == 13 * per.pop()
+    assert plan == {
         "sweep": "shrink_perturb",
         "paper": "D.13",
         "profile": "embedded",

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -108,6 +109,7 @@ def test_launch_streams_every_epoch_and_reuses_pretraining(
     # Inside the store, recorded relative to its root (a moved store finds its files).
     assert start and not Path(start).is_absolute() and (store / start).is_file()
     assert trials[clean_trials[0]]["start_checkpoint_sha256"] == sha256_file(store / start)
+    _check_retention(store, sweep, spec, trials, capsys)
 
     # Every trial read the eval set through one decoded cache and the shards through one
     # index, both under the store's .cache (data.cache_dir, set by the sweeper).
@@ -142,6 +144,63 @@ def test_launch_streams_every_epoch_and_reuses_pretraining(
     } == start_acc
     assert [p for p in (store / ".cache" / "eval").iterdir() if p.is_dir()] == eval_caches
     assert (eval_caches[0] / "images.u8").stat().st_ino == built.st_ino  # never rebuilt
+
+
+def _dominated(r: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    return any(
+        o["clean_acc"] >= r["clean_acc"]
+        and o["asr"] <= r["asr"]
+        and (o["clean_acc"], o["asr"]) != (r["clean_acc"], r["asr"])
+        for o in rows
+    )
+
+
+def _check_retention(
+    store: Path,
+    sweep: str,
+    spec: Path,
+    trials: dict[str, dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The default policies kept exactly their checkpoints, and the dry run's disk figure
+    matches what the sweep wrote."""
+    raw = pq.read_table(store / sweep / "epochs").to_pylist()  # the paths as recorded
+    # Pre-training (keep: selected): the selected epoch's model only.
+    selected = trials["pretrain-mmcl"]["selected_epoch"]
+    (cache,) = (store / ".cache" / "pretrain").iterdir()
+    assert sorted(p.name for p in cache.glob("*.pt")) == [f"epoch-{selected:03d}.pt"]
+    # Cleaning (keep: frontier): the candidates (epochs >= 1) no other candidate dominates.
+    cands = [r for r in raw if r["stage"] == "clean" and r["epoch"] >= 1]
+    front = {
+        f"{r['trial_id']}/epoch-{r['epoch']:03d}.pt" for r in cands if not _dominated(r, cands)
+    }
+    ckpts = store / sweep / "checkpoints"
+    assert {str(p.relative_to(ckpts)) for p in ckpts.rglob("*.pt")} == front
+    assert not list((store / sweep / "resume").glob("*"))  # every trial ended
+    # The reader shows a path exactly where the file is there.
+    for r in read_epochs(store, [sweep]).to_pylist():
+        assert (r["checkpoint"] is not None) == (
+            r["checkpoint"] is not None and (store / r["checkpoint"]).is_file()
+        )
+    kept = sum(1 for r in read_epochs(store, [sweep]).to_pylist() if r["checkpoint"])
+    assert kept == 1 + len(front)
+
+    assert main(["launch", str(spec), "--dry-run", "--json"]) == 0
+    disk = {d["name"]: d for d in json.loads(capsys.readouterr().out)["disk"]["stages"]}
+    pruned = json.loads((store / sweep / "pruned.json").read_text())["pruned"]
+    for stage, prefix in (("pretrain", ".cache/"), ("clean", f"{sweep}/checkpoints/")):
+        n_kept = 1 if stage == "pretrain" else len(front)
+        n_pruned = sum(p.startswith(prefix) for p in pruned)
+        # Before retention: every checkpoint the trials wrote (kept or pruned).
+        assert disk[stage]["checkpoints_before"] == n_kept + n_pruned, (stage, disk, pruned)
+    assert disk["pretrain"]["checkpoints_after"] == 1
+    # Cleaning's frontier is estimated at one per trial (plus the best): the sweep's own
+    # frontier is within one checkpoint per trial of it.
+    assert abs(disk["clean"]["checkpoints_after"] - len(front)) <= 2
+    # Bytes per checkpoint: the state dict plus torch.save's framing and the config (< 2%).
+    sizes = [p.stat().st_size for p in [*cache.glob("*.pt"), *ckpts.rglob("*.pt")]]
+    per = disk["clean"]["checkpoint_bytes"]
+    assert all(per <= size <= per * 1.02 for size in sizes), (per, sizes)
 
 
 def test_a_failing_trial_is_recorded_and_the_others_complete(
