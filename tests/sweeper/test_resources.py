@@ -97,8 +97,8 @@ def test_real_profile_is_refused_whole_then_runs_fitted_on_this_machine(tmp_path
     line = [x for x in ran.stdout.splitlines() if x.startswith("resources fitted")]
     assert line == [
         f"resources fitted to this cluster's biggest node {{cpu: {cpus}, gpu: 0}} "
-        f"(--fit-resources): pretrain {{gpu: 1, cpu: 8}} -> {{cpu: {cpus}}}; "
-        f"clean {{gpu: 0.25, cpu: 2}} -> {{cpu: {min(2.0, float(cpus)):g}}}"
+        f"(--fit-resources): pretrain {{cpu: 8, gpu: 1}} -> {{cpu: {cpus}}}; "
+        f"clean {{cpu: 2, gpu: 0.25}} -> {{cpu: {min(2.0, float(cpus)):g}}}"
     ], ran.stdout
     (sweep,) = [p for p in store.iterdir() if not p.name.startswith(".")]
     trials = read_trials(store, [sweep.name]).to_pylist()
