@@ -170,7 +170,10 @@ def _check_retention(
     (cache,) = (store / ".cache" / "pretrain").iterdir()
     assert sorted(p.name for p in cache.glob("*.pt")) == [f"epoch-{selected:03d}.pt"]
     # Cleaning (keep: frontier): the candidates (epochs >= 1) no other candidate dominates.
-    cands = [r for r in raw if r["stage"] == "clean" and r["epoch"] >= 1]
+    # (The BN-only baseline is its own method's group and keeps no checkpoint.)
+    cands = [
+        r for r in raw if r["stage"] == "clean" and r["epoch"] >= 1 and r["method"] != "bn_only"
+    ]
     front = {
         f"{r['trial_id']}/epoch-{r['epoch']:03d}.pt" for r in cands if not _dominated(r, cands)
     }
