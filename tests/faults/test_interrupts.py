@@ -327,7 +327,10 @@ def test_a_full_disk_during_synthetic_generation_is_one_line_and_leaves_nothing(
     _tmpfs(store, "300k")  # room for the store's folders, not for the synthetic images
     try:
         spec = fault_spec(tmp_path, grid={"lr": [1e-3]}, name="full")
+        # Without --ignore-disk, launch refuses first: the checkpoints would not fit.
         r = _cli("launch", str(spec), "--store", str(store), timeout=300)
+        assert r.returncode == 2 and "--ignore-disk to launch anyway" in r.stderr, r
+        r = _cli("launch", str(spec), "--store", str(store), "--ignore-disk", timeout=300)
         assert r.returncode == 2, r
         (line,) = [ln for ln in r.stderr.splitlines() if "error:" in ln]
         assert "cannot write the synthetic dataset into" in line, r.stderr

@@ -141,8 +141,8 @@ def test_export_errors_are_one_line_exit_2_and_leave_nothing(
         "no sweep 'nope' in store": ["nope", "--best"],
         "has no trial 'clean-x'": [sweep, "--trial", "clean-x", "--epoch", "1"],
         "has no epoch 7": [sweep, "--trial", clean[0], "--epoch", "7"],
-        # save=last: a cleaning trial keeps its last epoch; its start model is not kept.
-        f"epoch 0 of sweep {sweep} kept no checkpoint (this trial kept epoch(s) 1": [
+        # Retention (keep: frontier) keeps candidates, never a trial's start model.
+        f"epoch 0 of sweep {sweep} kept no checkpoint": [
             sweep,
             "--trial",
             clean[0],
@@ -163,6 +163,12 @@ def test_export_errors_are_one_line_exit_2_and_leave_nothing(
     assert [p.name for p in busy.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]  # no temporary folder left
     # A kept epoch of a chosen trial exports; into an empty folder too.
+    kept = sorted(
+        (r["trial_id"], r["epoch"])
+        for r in read_epochs(store, [sweep]).to_pylist()
+        if r["stage"] == "clean" and r["checkpoint"] and r["epoch"] >= 1
+    )
+    chosen_trial, chosen_epoch = kept[0]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert (
@@ -171,9 +177,9 @@ def test_export_errors_are_one_line_exit_2_and_leave_nothing(
                 "export",
                 sweep,
                 "--trial",
-                clean[1],
+                chosen_trial,
                 "--epoch",
-                "1",
+                str(chosen_epoch),
                 "--store",
                 store,
                 "--out",
@@ -183,8 +189,8 @@ def test_export_errors_are_one_line_exit_2_and_leave_nothing(
         == 0
     )
     card = json.loads((empty / "model_card.json").read_text())
-    assert (card["trial_id"], card["epoch"]) == (clean[1], 1)
-    assert card["selected_by"] == f"--trial {clean[1]} --epoch 1"
+    assert (card["trial_id"], card["epoch"]) == (chosen_trial, chosen_epoch)
+    assert card["selected_by"] == f"--trial {chosen_trial} --epoch {chosen_epoch}"
 
 
 # Loads the export with open_clip and torch only, then measures it with trainers.evaluate on
