@@ -17,22 +17,11 @@ from typing import Any
 from ray.tune.logger import LoggerCallback
 from ray.tune.result import TIMESTEPS_TOTAL, TRAINING_ITERATION
 
-# The numeric fields of an EpochRecord a tracker plots (sweeper.events.RECORD_FIELDS less
-# the epoch, which is the step, and the checkpoint path).
-METRICS = (
-    "clean_acc",
-    "clean_top5",
-    "asr",
-    "loss",
-    "loss_mmcl",
-    "loss_ssl",
-    "loss_reg",
-    "loss_cluster",
-    "lr",
-    "samples_seen",
-    "skipped",
-    "wall_s",
-)
+from sweeper.events import RECORD_FIELDS
+
+# The numeric fields of an EpochRecord a tracker plots: the store's record fields less the
+# epoch (the step) and the checkpoint path.
+METRICS = tuple(f for f in RECORD_FIELDS if f not in ("epoch", "checkpoint"))
 EPOCH_KIND = "epoch"
 
 
