@@ -66,6 +66,15 @@ def save_checkpoint(
         "config": config,
         "meta": meta,
     }
+    atomic_torch_save(
+        payload, path, "checkpoint", "free space on that disk or set a retention policy"
+    )
+    return path
+
+
+def atomic_torch_save(payload: Any, path: Path, what: str, fix: str) -> None:
+    """`torch.save` under a temporary name, renamed into place: a reader never sees half a
+    file, and a failed write leaves none (a `CheckpointError` naming `what`, `path`, `fix`)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         torch.save(payload, tmp)
@@ -73,10 +82,8 @@ def save_checkpoint(
     except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError
         tmp.unlink(missing_ok=True)
         raise CheckpointError(
-            f"cannot write checkpoint {path} ({_first_line(err)}): free space on that disk or "
-            "set a retention policy; nothing half-written was left"
+            f"cannot write {what} {path} ({_first_line(err)}): {fix}; nothing half-written was left"
         ) from None
-    return path
 
 
 # The last checkpoints read in this process, by (path, size, mtime): a screen trial that

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainers.checkpoint import atomic_torch_save
 from trainers.config import TrialConfig
-from trainers.errors import CheckpointError
 from trainers.reporter import EpochRecord
 
 FORMAT = "sweeper-resume/1"
@@ -84,16 +83,7 @@ def save_state(
         "scaler": None,  # bf16 autocast: no GradScaler (see trainers.loop)
         "rng": _rng_state(),
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(
-            f"cannot write resume state {path} ({str(err).splitlines()[0][:200]}): free space "
-            "on that disk; nothing half-written was left"
-        ) from None
+    atomic_torch_save(payload, path, "resume state", "free space on that disk")
 
 
 def load_state(
