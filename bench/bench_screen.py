@@ -37,6 +37,8 @@ def _spec(tmp: Path, shrinks: int, sigmas: int, per_trial: str) -> Path:
     grid = body["screen"]["grid"]
     grid["shrink"] = grid["shrink"][:shrinks]
     grid["perturb_sigma"] = grid["perturb_sigma"][:sigmas]
+    # The temp spec lives elsewhere: its pre-training path must not be relative.
+    body["start"]["pretrain"] = str(ROOT / "search_spaces" / body["start"]["pretrain"])
     body["screen"]["points_per_trial"] = per_trial if per_trial == "auto" else int(per_trial)
     body["clean"]["grid"] = {"lr": [body["clean"]["grid"]["lr"][0]]}
     body["clean"]["baselines"] = []

@@ -45,6 +45,7 @@ from results.plots import (
 from results.plots.optuna import describe
 from results.report_sections import (
     baselines_html,
+    finding_html,
     seeds_caption_and_figure,
     study_name,
     warnings_html,
@@ -253,6 +254,7 @@ def render_html(report: Report, generated: datetime | None = None) -> str:
         f"<h1>Backdoor cleaning report: {html.escape(sweeps)}</h1>",
         f'<p class="meta">Generated {when}; success threshold ASR ≤ '
         f"{report.summary.threshold:g}%; groups by {html.escape(', '.join(report.summary.by))}.</p>",
+        *finding_html(report.summary),
         *warnings_html(report.warnings),
         "<h2>Summary</h2>",
         summary_table(report.summary),

@@ -14,9 +14,11 @@ from typing import Any
 import plotly.graph_objects as go
 
 from results.baselines import BaselinePoint
+from results.finding import finding_line
 from results.plots.attainment import attainment_figure, attainment_info
 from results.seeds import seed_intervals
 from results.study_warnings import StudyWarning
+from results.summary import Summary
 
 _SWEEP_STAMP = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{4}$")
 
@@ -26,10 +28,9 @@ def study_name(sweep_id: str) -> str:
     return _SWEEP_STAMP.sub("", sweep_id)
 
 
-def seeds_caption_and_figure(
-    epochs: Any, n_sweeps: int, threshold: float
-) -> tuple[str, go.Figure | None]:
-    """The sweeps as repeats of one study (one seed each): intervals and attainment."""
+def seed_lines(epochs: Any, threshold: float) -> list[str]:
+    """Per objective across the sweeps (one seed each): start, best accuracy at ASR <=
+    threshold and relative change, means with 95% t-intervals (what `--seeds` prints)."""
     lines = []
     for sm in seed_intervals(epochs, threshold):
         line = f"{sm.objective}: start {sm.start_acc.mean:.1f}% / ASR {sm.start_asr.mean:.1f}%; "
@@ -46,6 +47,14 @@ def seeds_caption_and_figure(
             if sm.n_none:
                 line += f"; {sm.n_none} sweep(s) without a candidate"
         lines.append(line)
+    return lines
+
+
+def seeds_caption_and_figure(
+    epochs: Any, n_sweeps: int, threshold: float
+) -> tuple[str, go.Figure | None]:
+    """The sweeps as repeats of one study (one seed each): intervals and attainment."""
+    lines = seed_lines(epochs, threshold)
     info = attainment_info(epochs, n_sweeps)
     caption = (
         "The sweeps as repeats (one seed each); means with 95% t-intervals across them. "
@@ -54,6 +63,17 @@ def seeds_caption_and_figure(
         "median bold, the best and worst cases dotted."
     )
     return caption, (attainment_figure(info) if info.surfaces else None)
+
+
+def finding_html(summary: Summary) -> list[str]:
+    """The one-line finding `sweeper launch` prints, above the summary table."""
+    line = finding_line(summary)
+    if line is None:
+        return []
+    head, _, rest = line.partition(": ")
+    items = "".join(f"<li>{html.escape(part)}</li>" for part in rest.split("; "))
+    return [f'<section class="finding" id="finding"><h2>{html.escape(head.capitalize())}</h2>'
+            f"<ul>{items}</ul></section>"]  # fmt: skip
 
 
 def warnings_html(warned: Sequence[StudyWarning]) -> list[str]:

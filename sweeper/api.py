@@ -57,6 +57,7 @@ def launch_plan(
     fit_resources: bool = False,
     loggers: Sequence[str] = (),
     ignore_disk: bool = False,
+    sweep_id: str | None = None,
 ) -> tuple[str, int]:
     """Check, plan and run the search space `path`: (sweep id, exit code 0).
 
@@ -76,7 +77,7 @@ def launch_plan(
     # No silent override: each value the embedded profile runs differently is said first.
     for line in rescaled_lines(plan, overrides):
         print(line, flush=True)
-    sweep_id = new_sweep_id(plan.name)
+    sweep_id = sweep_id or new_sweep_id(plan.name)
     code = run_plan(
         plan,
         store=store,
@@ -87,6 +88,58 @@ def launch_plan(
         fit_resources=fit_resources,
     )
     return sweep_id, int(code)
+
+
+def launch_repeats(
+    path: str | Path,
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    store: str | Path,
+    **options: Any,
+) -> tuple[list[str], int]:
+    """Run the study once per seed (`seed=S`, after `overrides`), then report the repeats
+    together: (sweep ids, exit code). A repeat with failed trials does not stop the others;
+    the exit code is then theirs (`SweepFailed`), raised once every repeat has run."""
+    from sweeper.driver import new_sweep_id
+    from sweeper.spec import read_spec
+
+    spec = read_spec(path, overrides)  # a bad file fails before the first repeat starts
+    ids: list[str] = []
+    failed: list[tuple[int, SweepFailed]] = []
+    for i, seed in enumerate(seeds):
+        print(f"repeat {i + 1}/{len(seeds)}: seed={seed}", flush=True)
+        sweep_id = new_sweep_id(spec.name)
+        ids.append(sweep_id)
+        try:
+            launch_plan(
+                path, [*overrides, f"seed={seed}"], store=store, sweep_id=sweep_id, **options
+            )
+        except SweepFailed as err:
+            print(f"repeat seed={seed}: {err}", flush=True)
+            failed.append((seed, err))
+    _repeats_summary(store, ids, spec.success_asr)
+    if failed:
+        seeds_failed = ", ".join(str(s) for s, _ in failed)
+        raise SweepFailed(
+            f"{len(failed)} of {len(seeds)} repeats had failed trials (seed {seeds_failed}): "
+            + "; ".join(str(e) for _, e in failed)
+        )
+    return ids, 0
+
+
+def _repeats_summary(store: str | Path, sweeps: Sequence[str], threshold: float) -> None:
+    """The repeats' intervals (one line per objective) and their report together."""
+    from results.report import write_report
+    from results.report_sections import seed_lines
+    from results.store import read_epochs
+
+    epochs = read_epochs(store, list(sweeps), missing_ok=True)
+    for line in seed_lines(epochs, threshold) if epochs.num_rows else []:
+        print(f"across {len(sweeps)} seeds: {line}", flush=True)
+    if len(sweeps) > 1:
+        report, _ = write_report(store, list(sweeps), threshold=threshold)
+        print(f"report (all seeds): {report}", flush=True)
 
 
 def launch(

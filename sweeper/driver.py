@@ -283,6 +283,11 @@ def _finish(plan: SweepPlan, writer: StoreWriter, unsuccessful: dict[str, str]) 
         + (f" ({', '.join(sorted(unsuccessful))})" if unsuccessful else ""),
         flush=True,
     )
+    from results.finding import study_finding
+
+    finding = study_finding(store_root, [writer.sweep_id], plan.success_asr)
+    if finding:
+        print(finding, flush=True)
     if plan.report:
         from results.report import write_report
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,8 @@ def plan_sweep(spec: SweepSpec, *, spec_path: str | Path) -> SweepPlan:
 def _sweep_plan(
     spec: SweepSpec, planner: Planner, stages: list[StagePlan], spec_path: str | Path
 ) -> SweepPlan:
+    if spec.seed:
+        stages = [_seeded(s, spec.seed) for s in stages]
     synthetic = spec.embedded.synthetic.model_dump() if planner.embedded else None
     salt = json.dumps(synthetic, sort_keys=True) if synthetic else ""
     keys = {
@@ -141,6 +144,22 @@ def _sweep_plan(
         success_asr=spec.success_asr,
         loggers=tuple(spec.loggers),
     )
+
+
+def _seeded(stage: StagePlan, seed: int) -> StagePlan:
+    """The stage of the study's repeat `seed`: every trial's seed (and the search's) + seed.
+
+    The pre-training configs change with it, and so their cache keys: each repeat pre-trains
+    its own start models. The trial ids stay: repeats are told apart by their sweep."""
+
+    def shift(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "seed": int(config.get("seed", 0)) + seed}
+
+    trials = tuple(replace(t, config=shift(t.config)) for t in stage.trials)
+    search = stage.search
+    if search is not None:
+        search = replace(search, seed=search.seed + seed, config=shift(search.config))
+    return replace(stage, trials=trials, search=search)
 
 
 def apply_params(

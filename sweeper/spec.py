@@ -302,6 +302,9 @@ class SweepSpec(_Frozen):
     screen: ScreenSpec | None = None
     clean: CleanSpec | None = None
     max_failures: int = Field(default=1, ge=0)
+    # Added to every trial's seed and an Optuna search's: one repeat of the study
+    # (`sweeper launch FILE --seeds 3` runs seed 0, 1, 2 and reports them together).
+    seed: int = Field(default=0, ge=0)
     # Planning more trials than this is refused before any is expanded: a typo in a grid
     # (an extra value list, a repeats of 1000) should not start a week of trials.
     max_trials: int = Field(default=DEFAULT_MAX_TRIALS, gt=0)

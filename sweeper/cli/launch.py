@@ -1,4 +1,4 @@
-"""`sweeper launch FILE [--store DIR] [--address ADDR] [--logger NAME] [--dry-run [--json]]
+"""`sweeper launch FILE [--store DIR] [--address ADDR] [--logger NAME] [--seeds N] [--dry-run [--json]]
 [dotted.key=value ...]`.
 
 Loads and checks the search space (every problem at once, nothing written on failure), plans
@@ -93,8 +93,31 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="launch even when the plan's checkpoints may not fit the store's free space",
     )
+    p.add_argument(
+        "--seeds",
+        type=seeds_arg,
+        default=None,
+        metavar="N|S1,S2,...",
+        help="run the study once per seed (N: seeds 0..N-1) and report the repeats together: "
+        "intervals across seeds and attainment surfaces (each repeat is its own sweep)",
+    )
     intermixed(p)
     p.set_defaults(func=run)
+
+
+def seeds_arg(text: str) -> list[int]:
+    """`3` -> [0, 1, 2]; `0,4,7` -> [0, 4, 7] (distinct seeds >= 0)."""
+    try:
+        seeds = [int(x) for x in text.split(",")] if "," in text else list(range(int(text)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a count (3 runs seeds 0, 1, 2) or seeds like 0,4,7"
+        ) from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a count >= 1 or distinct seeds >= 0, like 0,4,7"
+        )
+    return seeds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +125,21 @@ def run(args: argparse.Namespace) -> int:
         print("sweeper launch: --json goes with --dry-run", file=sys.stderr)
         return 2
     address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if not args.dry_run and args.seeds:
+        from sweeper.api import launch_repeats
+
+        _, code = launch_repeats(
+            args.file,
+            args.overrides,
+            args.seeds,
+            store=args.store,
+            address=address,
+            dashboard_host=args.dashboard_host,
+            fit_resources=args.fit_resources,
+            loggers=args.logger,
+            ignore_disk=args.ignore_disk,
+        )
+        return code
     if not args.dry_run:
         from sweeper.api import launch_plan
 
@@ -127,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     overrides = args.overrides
+    if args.seeds:
+        print(f"repeats: seeds {', '.join(map(str, args.seeds))}, one sweep each", file=sys.stderr)
     disk = plan_disk(plan)
     print(
         json.dumps({**summary(plan, overrides), "disk": as_json(disk)}, indent=2)
