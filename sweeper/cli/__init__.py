@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,7 +33,8 @@ EXIT_CODES = """exit codes:
   0    every trial completed
   1    some trial failed or diverged (the last line names them)
   2    bad input (a spec, a path, a cluster that cannot run it) or a damaged store
-  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: `sweeper resume` finishes the sweep"""
+  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: `sweeper resume` finishes the sweep
+  141  the reader of the output went away (`sweeper report ... | head`), as for SIGPIPE"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sweeper {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `| head` closed stdout: no traceback, and none at exit when Python flushes it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -184,3 +184,26 @@ def test_ls_models_lists_tiny_and_open_clip(capsys: pytest.CaptureFixture[str]) 
     code, out, _ = run_cli(["ls", "models"], capsys)
     names = [x.split()[0] for x in out.splitlines()]
     assert code == 0 and names[:2] == ["tiny-rn", "tiny-vit"] and "RN50" in names
+
+
+def test_a_closed_pipe_ends_quietly_with_141() -> None:
+    """`sweeper ls params | head -0`: the reader is gone before the first write."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "sweeper", "ls", "params"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
