@@ -122,8 +122,33 @@ def run_search(
                 log_to=log_to,
                 scheduler=stage.scheduler,
                 history=_history(stage, writer, set(done)),
+                finished=_finished_points(writer, done, threshold),
             )
     return _ended(events)
+
+
+def _finished_points(
+    writer: StoreWriter, done: Mapping[str, str], threshold: float
+) -> list[tuple[dict[str, Any], tuple[float, float] | None]]:
+    """A resumed Optuna stage's finished trials as its searcher is told them: (params,
+    objective), the objective None for a failed trial (`ray_backend.optuna_warm`)."""
+    from sweeper.trialrun import best_point_of_rows
+
+    if not done:
+        return []
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for r in epoch_rows(writer):
+        rows.setdefault(r["trial_id"], []).append(r)
+    out = []
+    for t in trial_rows(writer):
+        if t["trial_id"] not in done:
+            continue
+        params = json.loads(t["params"] or "{}")
+        point = None
+        if t["status"] != "failed":
+            point = best_point_of_rows(rows.get(t["trial_id"], []), threshold)
+        out.append((params, point))
+    return out
 
 
 def _history(stage: StagePlan, writer: StoreWriter, done: set[str]) -> list[dict[str, Any]]:

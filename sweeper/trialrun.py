@@ -48,7 +48,18 @@ def best_point(
     (`results.best.best_of_rows`), or, when no epoch gets under the threshold, its cleaning
     epoch of lowest ASR. Epoch 0 is the start model, never a candidate: were it one, every
     trial whose cleaning does not beat the start would report the same point."""
-    rows = [r.to_dict() for r in records if r.epoch >= 1]
+    return best_point_of_rows([r.to_dict() for r in records], threshold)
+
+
+def best_point_of_rows(
+    rows: list[dict[str, Any]], threshold: float = DEFAULT_THRESHOLD
+) -> tuple[float, float]:
+    """`best_point` of a trial's epoch rows (store rows or `EpochRecord.to_dict()`s)."""
+    rows = [
+        r
+        for r in rows
+        if int(r["epoch"]) >= 1 and r.get("clean_acc") is not None and r.get("asr") is not None
+    ]
     if not rows:
         return NO_POINT
     best = best_of_rows(rows, threshold)

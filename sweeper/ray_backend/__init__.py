@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Tune warns when one step of its loop takes over TUNE_WARN_THRESHOLD_S (0.5 s): "...may be a
 # performance bottleneck. Please consider reporting results less frequently". The sweeper
@@ -42,6 +42,9 @@ from sweeper.ray_backend.forwarder import StageEvents as StageEvents
 from sweeper.ray_backend.forwarder import _InterruptStopper
 from sweeper.ray_backend.loggers import LogTo, tune_callbacks
 from sweeper.ray_backend.schedulers import ParetoASHAScheduler, make_scheduler
+
+if TYPE_CHECKING:
+    from sweeper.ray_backend.optuna_warm import Finished
 
 
 def connect(address: str | None, *, dashboard_host: str = "127.0.0.1") -> ClusterInfo:
@@ -224,22 +227,23 @@ def run_optuna(
     log_to: LogTo | None = None,
     scheduler: Mapping[str, Any] | None = None,
     history: Sequence[Mapping[str, Any]] = (),
+    finished: Sequence[Finished] = (),
 ) -> None:
     """Multi-objective Optuna search (maximise clean_acc, minimise asr) through Ray Tune.
 
     Each trial's objective is its best cleaning epoch so far (`sweeper.trialrun.best_point`,
     never epoch 0), carried by every result: a trial the stage's `scheduler` stops is told
-    to Optuna with the best point of the epochs it ran."""
-    from ray.tune.search.optuna import OptunaSearch
+    to Optuna with the best point of the epochs it ran. `finished`: a resumed stage's
+    finished trials, told to the searcher first (`optuna_warm`)."""
+    from sweeper.ray_backend.optuna_warm import PARAMS_KEY
+    from sweeper.ray_backend.optuna_warm import searcher as make_searcher
 
     space = {name: _tune_domain(name, p) for name, p in params.items()}
-    searcher = OptunaSearch(
-        metric=["objective_acc", "objective_asr"], mode=["max", "min"], seed=seed
-    )
+    searcher = make_searcher(space, seed, finished)
     sched = make_scheduler(scheduler, history)
     _fit(
         stage,
-        {"trial": base, "params": space},
+        {"trial": base, PARAMS_KEY: space},
         tune.TuneConfig(
             search_alg=searcher,
             num_samples=n_trials,
