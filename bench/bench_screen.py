@@ -66,9 +66,14 @@ def _run(spec: Path, store: Path) -> str:
 def _measure(store: Path, sweep: str, slots: int) -> tuple[float, float, int]:
     trials = [t for t in read_trials(store, [sweep]).to_pylist() if t["stage"] == "screen"]
     rows = [r for r in read_epochs(store, [sweep]).to_pylist() if r["stage"] == "screen"]
-    wall = (
-        max(t["ended_at"] for t in trials) - min(t["started_at"] for t in trials)
-    ).total_seconds()
+    # A trial has a row per status it went through: only the finished ones have ended_at.
+    ended = [t["ended_at"] for t in trials if t["ended_at"] is not None]
+    started = [t["started_at"] for t in trials if t["started_at"] is not None]
+    wall = (max(ended) - min(started)).total_seconds()
+    open_rows = [(t["trial_id"], t["status"]) for t in trials if t["ended_at"] is None]
+    if open_rows:
+        print(f"  {len(open_rows)} screen trial(s) without ended_at: {open_rows[:5]}")
+    trials = [t for t in trials if t["ended_at"] is not None]
     evals = sum(float(r["wall_s"] or 0.0) for r in rows) / slots
     return wall, evals, len(trials)
 
@@ -77,13 +82,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shrinks", type=int, default=17)
     ap.add_argument("--sigmas", type=int, default=15)
+    ap.add_argument("--store", type=Path, default=None, help="keep the runs here (a temp dir)")
     args = ap.parse_args()
     slots = os.cpu_count() or 1  # the embedded profile's trials ask for one CPU each
     print(f"machine: {platform.processor() or platform.machine()}, {slots} CPUs, "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        store = tmp / "store"
+        store = args.store or tmp / "store"
         results = {}
         for per_trial in ("1", "auto"):
             sweep = _run(_spec(tmp, args.shrinks, args.sigmas, per_trial), store)

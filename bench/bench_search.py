@@ -2,6 +2,7 @@
 
     python bench/bench_search.py --quick            # 10 of D.6's learning rates x 6 epochs
     python bench/bench_search.py                    # D.6's 85 learning rates x 20 epochs
+    python bench/bench_search.py --lrs 17           # 17 of them (same spread) x 20 epochs
     python bench/bench_search.py --from-store SWEEP_DIR   # replay a finished grid only
     python bench/bench_search.py --quick --rerun    # also run pareto_asha for real
 
@@ -62,14 +63,16 @@ class Trajectory:
     points: tuple[Point, ...]  # epochs 1..E, in order
 
 
-def grid_lrs(quick: bool) -> list[float]:
-    """D.6's 85 learning rates, or 10 of them evenly through the sorted list (same spread)."""
+def grid_lrs(quick: bool, n: int | None = None) -> list[float]:
+    """D.6's 85 learning rates, or `n` of them (quick: 10) evenly through the sorted list,
+    smallest and largest included: the same spread."""
     d06 = yaml.safe_load((ROOT / "search_spaces/d06_finetune_mmcl_ssl.yaml").read_text())
     lrs = [float(v) for v in d06["clean"]["grid"]["lr"]]
-    if not quick:
+    n = n or (10 if quick else None)
+    if not n or n >= len(lrs):
         return lrs
     ranked = sorted(lrs)
-    return [ranked[round(i * (len(ranked) - 1) / 9)] for i in range(10)]
+    return [ranked[round(i * (len(ranked) - 1) / (n - 1))] for i in range(n)]
 
 
 def write_spec(tmp: Path, lrs: list[float], epochs: int, scheduler: dict | None) -> Path:
@@ -298,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="10 learning rates x 6 epochs")
     ap.add_argument("--epochs", type=int, default=None, help="cleaning epochs (20; quick 6)")
+    ap.add_argument(
+        "--lrs", type=int, default=None, help="this many of D.6's rates, same spread (85; quick 10)"
+    )
     ap.add_argument("--from-store", type=Path, default=None, help="a finished grid's sweep dir")
     ap.add_argument("--store", type=Path, default=None, help="where the runs go (a temp dir)")
     ap.add_argument("--workers", type=int, default=2, help="trials at once in the replay")
@@ -309,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or (6 if args.quick else 20)
     store = args.store or Path(tempfile.mkdtemp(prefix="bench_search-"))
     tmp = Path(tempfile.mkdtemp(prefix="bench_search-spec-"))
-    lrs = grid_lrs(args.quick)
+    lrs = grid_lrs(args.quick, args.lrs)
     print(f"conditions: {conditions()}", flush=True)
     if args.from_store is not None:
         grid_dir, wall = args.from_store, float("nan")
