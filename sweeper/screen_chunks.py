@@ -15,10 +15,17 @@ trial.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 POINTS = "points"  # a chunk payload's points, each a whole point payload
+# A chunk's reports go to Tune together, at most every BATCH_S seconds: each `tune.report`
+# of a function trainable waits for the driver's loop to take it, a round trip that cost
+# about as much as a point's evaluation (bench/bench_screen.py). The forwarder unpacks them.
+BATCH = "batch"
+BATCH_ITEMS = "_items"
+BATCH_S = 2.0
 PER_SLOT = 4
 MOST = 32
 
@@ -65,3 +72,34 @@ def make_chunks(payloads: list[dict[str, Any]], size: int, stage: str) -> list[d
 def points_of(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The point payloads a trial runs: a chunk's points, or the payload itself."""
     return list(payload.get(POINTS) or [payload])
+
+
+class Batched:
+    """`emit` for a chunk's points: buffers (kind, metrics) and sends them as one report of
+    kind BATCH when BATCH_S has passed since the last send, and on `flush` (chunk end)."""
+
+    def __init__(self, emit: Callable[[str, dict[str, Any]], None], every_s: float = BATCH_S):
+        self.emit = emit
+        self.every_s = every_s
+        self.items: list[dict[str, Any]] = []
+        self.sent = time.monotonic()
+
+    def __call__(self, kind: str, metrics: dict[str, Any]) -> None:
+        self.items.append({"_kind": kind, **metrics})
+        if time.monotonic() - self.sent >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.items:
+            items, self.items = self.items, []
+            self.emit(BATCH, {BATCH_ITEMS: items})
+        self.sent = time.monotonic()
+
+
+def unbatched(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The reports a Tune result carries: a BATCH's items (each with the batch's host), or
+    the result itself."""
+    if result.get("_kind") != BATCH:
+        return [result]
+    host = {"host": result["host"]} if "host" in result else {}
+    return [{**host, **item} for item in result[BATCH_ITEMS]]

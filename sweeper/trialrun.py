@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from results.best import DEFAULT_THRESHOLD, best_of_rows
-from sweeper.screen_chunks import POINTS
+from sweeper.screen_chunks import POINTS, Batched
 from trainers.errors import TrainerError
 from trainers.reporter import EpochRecord
 
@@ -70,11 +70,15 @@ def best_point_of_rows(
 
 def run_payload(payload: dict[str, Any], emit: Emit) -> None:
     """Run one trial; a chunk of screen points (`sweeper.screen_chunks`) runs each point in
-    turn, every result tagged with its point's trial id (`_point`)."""
+    turn, every result tagged with its point's trial id (`_point`) and sent in batches."""
     if payload.get(POINTS):
-        for point in payload[POINTS]:
-            pid = point["trial_id"]
-            run_payload(point, lambda kind, m, pid=pid: emit(kind, {**m, "_point": pid}))
+        batched = Batched(emit)  # one report every BATCH_S, not two per point
+        try:
+            for point in payload[POINTS]:
+                pid = point["trial_id"]
+                run_payload(point, lambda kind, m, pid=pid: batched(kind, {**m, "_point": pid}))
+        finally:
+            batched.flush()  # what the points before a failure reported is kept
         return
     _run_one(payload, emit)
 

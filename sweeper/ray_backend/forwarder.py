@@ -17,7 +17,7 @@ from ray.tune.stopper import Stopper
 
 from sweeper import interrupts
 from sweeper.ray_backend.schedulers import ParetoASHAScheduler
-from sweeper.screen_chunks import points_of
+from sweeper.screen_chunks import points_of, unbatched
 
 EPOCH = "epoch"
 OUTCOME = "outcome"
@@ -96,6 +96,10 @@ class EventForwarder(tune.Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
+        for one in unbatched(result):  # a screen chunk's reports come in batches
+            self._result(trial, dict(one))
+
+    def _result(self, trial: Any, result: dict[str, Any]) -> None:
         tid, payload = self._who(trial)
         if "_point" in result:
             tid = result["_point"]

@@ -12,7 +12,16 @@ import yaml
 
 from results.store import read_epochs, read_trials
 from sweeper.cli import main
-from sweeper.screen_chunks import POINTS, chunk_size, make_chunks, points_of, slots
+from sweeper.screen_chunks import (
+    BATCH,
+    POINTS,
+    Batched,
+    chunk_size,
+    make_chunks,
+    points_of,
+    slots,
+    unbatched,
+)
 from tests.sweeper.test_launch import sweep_of, tiny_spec
 
 
@@ -52,6 +61,27 @@ def test_chunks_share_a_start_model_and_keep_every_point() -> None:
 
 
 @pytest.mark.slow
+def test_a_chunks_reports_go_in_batches_and_come_out_in_order() -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+    batched = Batched(lambda kind, m: sent.append((kind, m)), every_s=1e9)
+    for i in range(3):
+        batched("epoch", {"_point": f"p{i}", "epoch": 0})
+        batched("outcome", {"_point": f"p{i}", "status": "completed"})
+    assert sent == []  # nothing before the interval or the chunk's end
+    batched.flush()
+    batched.flush()  # an empty buffer sends nothing
+    assert [k for k, _ in sent] == [BATCH]
+    items = unbatched({"_kind": BATCH, "host": "h/1", **sent[0][1]})
+    assert [(r["_kind"], r["_point"], r["host"]) for r in items] == [
+        (kind, f"p{i}", "h/1") for i in range(3) for kind in ("epoch", "outcome")
+    ]
+    # Past the interval every report goes at once; a plain result passes through.
+    eager: list[tuple[str, dict[str, Any]]] = []
+    now = Batched(lambda kind, m: eager.append((kind, m)), every_s=0)
+    now("epoch", {"_point": "p0"})
+    assert len(eager) == 1 and unbatched({"_kind": "epoch", "x": 1}) == [{"_kind": "epoch", "x": 1}]
+
+
 def test_a_chunked_screen_stores_each_point_as_its_own_trial(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
