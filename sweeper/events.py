@@ -133,6 +133,17 @@ def trial_row(
     }
 
 
+def selected_row(
+    recorded: Mapping[str, Any] | None, fallback: dict[str, Any], selected_epoch: int
+) -> dict[str, Any]:
+    """A trial's row marked as the stage's selection: its latest recorded row (times, host,
+    resources, params as they ran) with `selected_epoch` set, or `fallback` (a `trial_row`)
+    when none was recorded. A fresh row would drop when and where the trial ran."""
+    if recorded is None:
+        return {**fallback, "selected_epoch": selected_epoch}
+    return {**recorded, "selected_epoch": selected_epoch, "written_at": now()}
+
+
 @dataclass
 class StoreEvents:
     """Implements `ray_backend.StageEvents`: buffers rows and flushes them on every tick."""

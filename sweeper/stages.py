@@ -14,7 +14,7 @@ from results.store import StoreWriter, read_epochs, read_trials
 from sweeper import interrupts
 from sweeper import ray_backend as backend
 from sweeper.errors import SweeperError, SweepFailed
-from sweeper.events import StoreEvents, trial_row
+from sweeper.events import StoreEvents, selected_row, trial_row
 from sweeper.payloads import job_of
 from sweeper.plan import StagePlan
 from sweeper.pretrain_cache import write_cache
@@ -260,17 +260,8 @@ def select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
             "params": json.loads(recorded["params"] or "{}") if recorded else trial.params,
             "config": trial.config,
         }
-        writer.append_trials(
-            [
-                trial_row(
-                    writer.sweep_id,
-                    payload,
-                    "completed",
-                    selected_epoch=row["epoch"],
-                    store_root=root,
-                )
-            ]
-        )
+        fresh = trial_row(writer.sweep_id, payload, "completed", store_root=root)
+        writer.append_trials([selected_row(recorded, fresh, row["epoch"])])
         rule = rules.get(job, {}).get("rule", "max_acc")
         print(
             f"[pretrain] selected {job} epoch {row['epoch']} ({rule}): "
@@ -348,6 +339,7 @@ def pick_screen(
         t = by_trial.get(r["trial_id"])
         if r["stage"] == "screen" and t is not None:
             rows_by_start.setdefault(t.start, []).append(r)
+    recorded = {r["trial_id"]: r for r in trial_rows(writer)}
     picks: dict[str | None, dict[str, Any]] = {}
     for start in dict.fromkeys(t.start for t in stage.trials):
         pick = pick_screened(rows_by_start.get(start, []), max_asr=max_asr)
@@ -367,9 +359,8 @@ def pick_screen(
             "params": trial.params,
             "config": trial.config,
         }
-        writer.append_trials(
-            [trial_row(writer.sweep_id, payload, "completed", selected_epoch=0, store_root=root)]
-        )
+        fresh = trial_row(writer.sweep_id, payload, "completed", store_root=root)
+        writer.append_trials([selected_row(recorded.get(trial.trial_id), fresh, 0)])
         print(
             f"[screen] picked {pick['trial_id']} for {name} ({params}): clean_acc "
             f"{pick['clean_acc']:.2f}, asr {pick['asr']:.2f}",

@@ -105,6 +105,8 @@ def test_launch_streams_every_epoch_and_reuses_pretraining(
     trials = {r["trial_id"]: r for r in read_trials(store, [sweep]).to_pylist()}
     assert {r["status"] for r in trials.values()} == {"completed"}
     assert trials["pretrain-mmcl"]["selected_epoch"] in (1, 2)
+    # The selection's row keeps when and where the job ran, as every trial's row does.
+    assert all(t["started_at"] and t["ended_at"] and t["host"] for t in trials.values()), trials
     start = trials[clean_trials[0]]["start_checkpoint"]
     # Inside the store, recorded relative to its root (a moved store finds its files).
     assert start and not Path(start).is_absolute() and (store / start).is_file()

@@ -104,6 +104,9 @@ def test_a_chunked_screen_stores_each_point_as_its_own_trial(
     trials = [t for t in read_trials(store, [sweep]).to_pylist() if t["stage"] == "screen"]
     rows = [r for r in read_epochs(store, [sweep]).to_pylist() if r["stage"] == "screen"]
     assert len(trials) == 19 and {t["status"] for t in trials} == {"completed"}
+    # The pick's row (selected_epoch 0) keeps when and where it ran, as every point's does.
+    assert [t["selected_epoch"] for t in trials].count(0) == 1
+    assert all(t["started_at"] and t["ended_at"] and t["host"] for t in trials), trials
     assert not any("chunk" in t["trial_id"] for t in trials + rows)
     assert sorted(r["trial_id"] for r in rows) == sorted(t["trial_id"] for t in trials)
     assert {r["epoch"] for r in rows} == {0}
