@@ -49,6 +49,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from results.candidates import BASELINE_METHODS  # noqa: E402
 from results.hypervolume import hypervolume  # noqa: E402
 from results.store import read_epochs, read_trials  # noqa: E402
 from sweeper.pareto_asha import ParetoASHA  # noqa: E402
@@ -129,13 +130,14 @@ def launch(spec: Path, store: Path) -> tuple[Path, float]:
 
 
 def trajectories(sweep_dir: Path) -> list[Trajectory]:
-    """The clean trials of a sweep, in the order the run started them."""
+    """The clean trials of a sweep, in the order the run started them (the BN-only
+    baseline is no trial of the grid: it is left out, as the report leaves it out)."""
     rows = read_epochs(sweep_dir.parent, [sweep_dir.name]).to_pylist()
     trials = read_trials(sweep_dir.parent, [sweep_dir.name]).to_pylist()
     started = {r["trial_id"]: r["started_at"] for r in trials if r["started_at"] is not None}
     by: dict[str, list[dict]] = {}
     for r in rows:
-        if r["stage"] == "clean" and r["epoch"] >= 1:
+        if r["stage"] == "clean" and r["epoch"] >= 1 and r["method"] not in BASELINE_METHODS:
             by.setdefault(r["trial_id"], []).append(r)
     out = []
     for trial, rs in by.items():
