@@ -119,7 +119,7 @@ def plan_sweep(spec: SweepSpec, *, spec_path: str | Path) -> SweepPlan:
 def _sweep_plan(
     spec: SweepSpec, planner: Planner, stages: list[StagePlan], spec_path: str | Path
 ) -> SweepPlan:
-    synthetic = spec.embedded.synthetic.model_dump() if planner.embedded else None
+    synthetic = spec.embedded.synthetic.synthetic_args() if planner.embedded else None
     salt = json.dumps(synthetic, sort_keys=True) if synthetic else ""
     keys = {
         t.trial_id.removeprefix("pretrain-"): _sha256(json.dumps(t.config, sort_keys=True) + salt)
