@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from results.best import DEFAULT_THRESHOLD, BestClean, best_clean  # noqa: E402
 from results.store import list_sweeps, read_epochs  # noqa: E402
+from sweeper.errors import SpecError  # noqa: E402
+from sweeper.yaml_load import read_yaml_mapping  # noqa: E402
 
 OBJECTIVES = ("mmcl", "mmcl_ssl")
 # The paper's shape (issue #13's "done"): MMCL cleans within -10% relative accuracy, and
@@ -57,14 +59,14 @@ class Regime:
 def load_space(path: Path) -> tuple[Path, dict[str, Any], list[Regime]]:
     """(base spec, overrides every regime shares, the regimes) of a search-space YAML."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = read_yaml_mapping(path)  # the specs' own reader: 1e-5 is a number
         base = (path.parent / doc["base"]).resolve()
         common = dict(doc.get("common") or {})
         regimes = [
             Regime(str(r["name"]), str(r.get("why", "")), dict(r.get("overrides") or {}))
             for r in doc["regimes"]
         ]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+    except (SpecError, KeyError, TypeError) as err:
         sys.exit(f"{path}: not a regime search space ({err}); it needs `base:` and `regimes:` "
                  "(a list of {name, why, overrides}); see search_spaces/regimes/")  # fmt: skip
     names = [r.name for r in regimes]
@@ -75,7 +77,9 @@ def load_space(path: Path) -> tuple[Path, dict[str, Any], list[Regime]]:
 
 def override_args(overrides: dict[str, Any]) -> list[str]:
     """dotted.key=value arguments; values as YAML flow (lists stay lists)."""
-    dumped = (yaml.safe_dump(v, default_flow_style=True).strip() for v in overrides.values())
+    dumped = (
+        yaml.safe_dump(v, default_flow_style=True, width=10**6).strip() for v in overrides.values()
+    )
     return [f"{k}={v.removesuffix('...').strip()}" for k, v in zip(overrides, dumped)]
 
 
