@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from results.best import DEFAULT_THRESHOLD, BestClean, best_clean  # noqa: E402
-from results.store import list_sweeps, read_epochs  # noqa: E402
+from results.store import read_epochs  # noqa: E402
 from sweeper.errors import SpecError  # noqa: E402
 from sweeper.yaml_load import read_yaml_mapping  # noqa: E402
 
@@ -80,12 +80,14 @@ def override_args(overrides: dict[str, Any]) -> list[str]:
     dumped = (
         yaml.safe_dump(v, default_flow_style=True, width=10**6).strip() for v in overrides.values()
     )
-    return [f"{k}={v.removesuffix('...').strip()}" for k, v in zip(overrides, dumped)]
+    return [f"{k}={v.removesuffix('...').strip()}" for k, v in zip(overrides, dumped, strict=True)]
 
 
 def launch(base: Path, overrides: dict[str, Any], store: Path, log: Path) -> tuple[str, float]:
-    """One niced `sweeper launch`; (the new sweep's id, or "" on failure; wall seconds)."""
-    before = set(list_sweeps(store)) if store.exists() else set()
+    """One niced `sweeper launch`; (the new sweep's id, or "" on failure; wall seconds).
+
+    The id is the `sweep: ID` line launch prints, not a diff of the store's folders: two
+    regimes may run into one store at once."""
     cmd = ["nice", "-n", "19", sys.executable, "-m", "sweeper", "launch", str(base),
            *override_args(overrides), "--store", str(store)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -95,8 +97,9 @@ def launch(base: Path, overrides: dict[str, Any], store: Path, log: Path) -> tup
         out.flush()
         rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT).returncode
     took = time.monotonic() - start
-    new = sorted(set(list_sweeps(store)) - before) if store.exists() else []
-    return (new[-1] if rc == 0 and new else ""), took
+    ids = [line.split()[1] for line in log.read_text().splitlines()
+           if line.startswith("sweep: ") and len(line.split()) == 2]  # fmt: skip
+    return (ids[-1] if rc == 0 and ids else ""), took
 
 
 def figures(store: Path, sweep: str) -> dict[str, dict[str, float | None]]:
@@ -174,7 +177,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_one(regime: Regime, base: Path, common: dict[str, Any], store: Path, out: Path) -> dict[str, Any]:
+def run_one(
+    regime: Regime, base: Path, common: dict[str, Any], store: Path, out: Path
+) -> dict[str, Any]:
     """Launch one regime and read its figures; a failure is a row too."""
     overrides = {**common, **regime.overrides}
     log = out.with_name(f"{out.name}.{regime.name}.log")
@@ -194,11 +199,17 @@ def run_one(regime: Regime, base: Path, common: dict[str, Any], store: Path, out
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("space", type=Path, help="search-space YAML (search_spaces/regimes/)")
     p.add_argument("--store", type=Path, default=Path("/tmp/regime_search/store"))
-    p.add_argument("--out", type=Path, default=Path("/tmp/regime_search/regimes"),
-                   help="writes OUT.jsonl (every run) and OUT.md (the table)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("/tmp/regime_search/regimes"),
+        help="writes OUT.jsonl (every run) and OUT.md (the table)",
+    )
     p.add_argument("--only", action="append", default=[], help="run only these regimes")
     p.add_argument("--table-only", action="store_true", help="rebuild the table, run nothing")
     args = p.parse_args(argv)

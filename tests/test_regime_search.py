@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def rs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("regime_search", ROOT / "bench" / "regime_search.py")
+    spec = importlib.util.spec_from_file_location(
+        "regime_search", ROOT / "bench" / "regime_search.py"
+    )
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     sys.modules["regime_search"] = mod
