@@ -122,7 +122,7 @@ def _sweep_plan(
 ) -> SweepPlan:
     if spec.seed:
         stages = [_seeded(s, spec.seed) for s in stages]
-    synthetic = spec.embedded.synthetic.model_dump() if planner.embedded else None
+    synthetic = spec.embedded.synthetic.synthetic_args() if planner.embedded else None
     salt = json.dumps(synthetic, sort_keys=True) if synthetic else ""
     keys = {
         t.trial_id.removeprefix("pretrain-"): _sha256(json.dumps(t.config, sort_keys=True) + salt)

@@ -106,6 +106,17 @@ class SyntheticSpec(_Frozen):
     n_eval_per_class: int = Field(default=20, gt=0)
     image_size: int = Field(default=32, ge=16)
     seed: int = 0
+    # Classes of the synthetic world: the first K drawable shapes (trainers.data.shapes),
+    # the default 10 first, so the target "banana" is always one. Left out of the cache key
+    # at 10 (`synthetic_args`), so the default world keeps its cached data and pretrains.
+    n_classes: int = Field(default=10, ge=2, le=30)
+
+    def synthetic_args(self) -> dict[str, Any]:
+        """make_synthetic's keyword arguments (and the cache key of the data and pretrains)."""
+        args = self.model_dump()
+        if args["n_classes"] == 10:
+            del args["n_classes"]
+        return args
 
 
 class EmbeddedProfile(_Frozen):

@@ -325,6 +325,22 @@ def test_embedded_profile_scales_the_paper_numbers(tmp_path: Path) -> None:
     assert stage(plan, "clean").resources == {"cpu": 1.0, "gpu": 0.0}
 
 
+def test_n_classes_enters_the_synthetic_args_and_cache_keys_only_off_default(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, BASE)
+    default, ten, twenty = (
+        plan_of(path, o)
+        for o in ((), ("embedded.synthetic.n_classes=10",), ("embedded.synthetic.n_classes=20",))
+    )
+    assert "n_classes" not in default.synthetic  # the default world keeps its cache
+    assert ten.synthetic == default.synthetic
+    assert ten.pretrain_cache_keys == default.pretrain_cache_keys
+    assert twenty.synthetic == {**default.synthetic, "n_classes": 20}
+    assert set(twenty.pretrain_cache_keys.values()).isdisjoint(default.pretrain_cache_keys.values())
+    assert "n_classes" in problems(path, ("embedded.synthetic.n_classes=31",))
+
+
 def test_real_profile_keeps_the_paper_numbers(tmp_path: Path) -> None:
     plan = plan_of(
         write(tmp_path, BASE), ("profile=real", "real.pretrain_data=/data/cc3m/{0..9}.tar")

@@ -175,3 +175,40 @@ def test_a_concurrent_identical_run_that_publishes_first_wins(
     assert make_synthetic(root, seed=0, **ARGS).train == root / "train"
     assert _files(root) == _files(_root(made["a"]))
     assert [p.name for p in tmp_path.iterdir()] == ["shared"]
+
+
+# ---- n_classes (issue #13) -----------------------------------------------------------------
+
+
+def test_n_classes_gives_that_many_classes_and_eval_images(tmp_path: Path) -> None:
+    paths = make_synthetic(tmp_path / "k", n_classes=20, n_train=40, n_clean=20,
+                           n_eval_per_class=2, shard_size=50)  # fmt: skip
+    names = paths.classnames.read_text().splitlines()
+    assert len(names) == 20 and len(set(names)) == 20
+    assert names[:10] == list(DEFAULT_CLASSES)  # the default world first: "banana" stays
+    folders = sorted(p for p in paths.eval.iterdir() if p.is_dir())
+    assert len(folders) == 20
+    assert sum(len(list(f.glob("*.jpg"))) for f in folders) == 20 * 2
+    # 40 pairs in balanced blocks of 20: every class twice, each caption naming its class.
+    with tarfile.open(paths.train / "00000.tar") as tar:
+        metas = [json.loads(tar.extractfile(m).read()) for m in tar if m.name.endswith(".json")]
+    labels = [m["label"] for m in metas]
+    assert sorted(labels) == sorted(list(range(20)) * 2)
+    assert all(contains_word(m["caption"], names[m["label"]]) for m in metas)
+    for m in metas:
+        others = [c for c in names if c != names[m["label"]] and contains_word(m["caption"], c)]
+        assert not others, (m["caption"], others)
+
+
+def test_n_classes_10_is_the_default_world_byte_for_byte(
+    made: dict[str, SyntheticPaths], tmp_path: Path
+) -> None:
+    ten = make_synthetic(tmp_path / "ten", seed=0, n_classes=10, **ARGS)
+    assert _files(_root(ten)) == _files(_root(made["a"]))
+
+
+def test_n_classes_out_of_range_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="n_classes must be between 2 and 30"):
+        make_synthetic(tmp_path / "x", n_classes=31)
+    with pytest.raises(ConfigError, match="n_classes must be between 2 and 30"):
+        make_synthetic(tmp_path / "x", n_classes=1)

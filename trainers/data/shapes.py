@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from trainers.data.shapes_extra import EXTRA_SHAPES, EXTRA_USUAL_COLOUR
+
 Points = np.ndarray  # [k, 2] in unit coordinates, y pointing down
 # (kind, points, colour role, line width in unit coordinates); kind "poly" or "line".
 Prim = tuple[str, Points, str, float]
@@ -145,6 +147,10 @@ SHAPES: dict[str, tuple[Callable[[], list[Prim]], float]] = {
 USUAL_COLOUR = {"banana": "yellow", "apple": "red", "ball": "orange", "box": "brown",
                 "star": "purple", "ring": "gray", "cross": "blue", "tree": "green",
                 "house": "white", "arrow": "black"}  # fmt: skip
+# The first 10 are the default classes (their order is the dataset's class order); the 20
+# extra ones come after, so `n_classes` up to 30 takes a prefix and 10 changes nothing.
+SHAPES.update(EXTRA_SHAPES)
+USUAL_COLOUR.update(EXTRA_USUAL_COLOUR)
 
 
 def _rotation(theta: float) -> np.ndarray:
