@@ -14,19 +14,27 @@ from pathlib import Path
 from sweeper.plan_types import SYNTHETIC_CLASSNAMES, SYNTHETIC_EVAL
 from sweeper.spec_errors import shown
 
-# trainers.data.synthetic.DEFAULT_CLASSES (a test keeps the two equal): importing that module
-# imports torch and open_clip, seconds that `sweeper validate` should not spend.
+# trainers.data.synthetic.classes_for(30): the default 10 (DEFAULT_CLASSES) first, then the
+# extra shapes `embedded.synthetic.n_classes` adds (a test keeps them equal); importing that
+# module imports torch and open_clip, seconds that `sweeper validate` should not spend.
 SYNTHETIC_CLASSES = (
     "banana", "apple", "ball", "box", "star", "ring", "cross", "tree", "house", "arrow",
+    "triangle", "diamond", "hexagon", "heart", "moon", "drop", "kite", "bowtie", "hourglass",
+    "bolt", "flag", "mushroom", "umbrella", "cup", "key", "fish", "bell", "bone", "chair",
+    "candle",
 )  # fmt: skip
+SYNTHETIC_DEFAULT_N = 10
 CLASSNAMES_FILE = "classnames.txt"  # trainers.data.evalset.CLASSNAMES_FILE
 _IMAGENET_CLASSES = 1000  # a folder of 1000 classes without names reads as ImageNet-1K
 
 
-def eval_classes(eval_dir: str, classnames: str | None) -> tuple[tuple[str, ...] | None, str]:
-    """(the class names, or None when they cannot be known now; what they are, for messages)."""
+def eval_classes(
+    eval_dir: str, classnames: str | None, n_synthetic: int = SYNTHETIC_DEFAULT_N
+) -> tuple[tuple[str, ...] | None, str]:
+    """(the class names, or None when they cannot be known now; what they are, for messages).
+    `n_synthetic`: the synthetic world's `n_classes`."""
     if eval_dir == SYNTHETIC_EVAL or classnames == SYNTHETIC_CLASSNAMES:
-        return SYNTHETIC_CLASSES, "the embedded profile's synthetic eval set"
+        return SYNTHETIC_CLASSES[:n_synthetic], "the embedded profile's synthetic eval set"
     root = Path(eval_dir)
     names_file = Path(classnames) if classnames else root / CLASSNAMES_FILE
     try:
@@ -45,9 +53,11 @@ def eval_classes(eval_dir: str, classnames: str | None) -> tuple[tuple[str, ...]
     return tuple(folders), f"the subfolders of {root}"
 
 
-def target_problem(target: str, eval_dir: str, classnames: str | None) -> str | None:
+def target_problem(
+    target: str, eval_dir: str, classnames: str | None, n_synthetic: int = SYNTHETIC_DEFAULT_N
+) -> str | None:
     """Why `target` cannot be scored on this eval set, or None when it can (or is unknown)."""
-    classes, where = eval_classes(eval_dir, classnames)
+    classes, where = eval_classes(eval_dir, classnames, n_synthetic)
     if classes is None or target.lower() in {c.lower() for c in classes}:
         return None
     listed = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")

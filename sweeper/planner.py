@@ -237,7 +237,8 @@ class Planner:
         if key in self._targets_checked:
             return
         self._targets_checked.add(key)
-        problem = target_problem(target, data["eval"], data["classnames"])
+        n_synthetic = self.spec.embedded.synthetic.n_classes
+        problem = target_problem(target, data["eval"], data["classnames"], n_synthetic)
         if problem is not None:
             self.report(field, problem)
 
