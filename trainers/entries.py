@@ -53,7 +53,8 @@ def clean(config: ConfigLike, reporter: Reporter) -> TrialOutcome:
     cfg = load_config(config)
     if not cfg.model.checkpoint:
         raise ConfigError("clean needs model.checkpoint: the model to clean")
-    ctx = build_context(cfg, start=load_start(cfg))
+    # The points of a screen chunk share a process and a start model: one model reloaded.
+    ctx = build_context(cfg, start=load_start(cfg), reuse=True)
     shrink_perturb(ctx.model, cfg.shrink_perturb, model_name=ctx.info.name, seed=cfg.seed)
     loss = ContrastiveLoss(cfg.loss.mmcl_weight, cfg.loss.ssl_weight)
     data = train_data_for(ctx, ssl=loss.needs_augmented_views)
@@ -80,7 +81,8 @@ def screen(config: ConfigLike, reporter: Reporter) -> TrialOutcome:
     # save "none": the sweeper writes only the pick's model (`perturbed_checkpoint`).
     keep = cfg.checkpoint_dir is not None and cfg.save != "none"
     cfg = cfg.model_copy(update={"save": "every" if keep else "none"})
-    ctx = build_context(cfg, start=load_start(cfg))
+    # The points of a screen chunk share a process and a start model: one model reloaded.
+    ctx = build_context(cfg, start=load_start(cfg), reuse=True)
     shrink_perturb(ctx.model, cfg.shrink_perturb, model_name=ctx.info.name, seed=cfg.seed)
     result = report_start(ctx, reporter)
     ckpt = str(Path(cfg.checkpoint_dir) / "epoch-000.pt") if keep and cfg.checkpoint_dir else None

@@ -40,15 +40,51 @@ def eval_trigger_kind(cfg: TrialConfig, poison_kind: str | None) -> str:
     return cfg.eval.trigger or ("blended" if poison_kind == "blended" else "badnet")
 
 
-def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext:
-    """Model (random init or `start`'s weights), tokenizer, eval set and ASR trigger."""
+# What `build_context(..., reuse=True)` keeps between the trials of one process (the points
+# of a screen chunk): the last model built, and the tokenized prompts per (model, classes).
+# Building them cost about as much as a point's evaluation (bench/bench_screen.py).
+_REUSED: dict[str, Any] = {}
+_PROMPTS: dict[tuple[str, tuple[str, ...]], tuple[Any, Prompts]] = {}
+
+
+def _model(cfg: TrialConfig, start: Checkpoint | None, reuse: bool) -> tuple[Any, Any]:
+    """A new model, or with `reuse` (and a start checkpoint) the process's last one of that
+    architecture: `load_weights` is strict, so every parameter and persistent buffer is
+    then `start`'s, as it would be in a new model; the random init it skips is overwritten
+    anyway, and torch's global stream is re-seeded for the trial by `seed_everything`."""
+    name = cfg.model.name
+    if reuse and start is not None and _REUSED.get("name") == name:
+        model, info = _REUSED["model"], _REUSED["info"]
+    else:
+        model, info = create_model(name, seed=cfg.seed)
+        _REUSED.clear()
+        if reuse and start is not None:
+            _REUSED.update(name=name, model=model, info=info)
+    if start is not None:
+        load_weights(model, start, model_name=name)
+    return model, info
+
+
+def _prompts(name: str, classnames: Any) -> tuple[Any, Prompts]:
+    key = (name, tuple(classnames))
+    if key not in _PROMPTS:
+        tokenizer = get_tokenizer(name)
+        _PROMPTS.clear()  # one eval set per process at a time
+        _PROMPTS[key] = (tokenizer, Prompts.build(tokenizer, classnames))
+    return _PROMPTS[key]
+
+
+def build_context(
+    cfg: TrialConfig, *, start: Checkpoint | None, reuse: bool = False
+) -> TrialContext:
+    """Model (random init or `start`'s weights), tokenizer, eval set and ASR trigger.
+    `reuse`: the model of the process's previous trial of this architecture, reloaded with
+    `start` (a screen's points evaluate copies of one start model, never train it)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    model, info = create_model(cfg.model.name, seed=cfg.seed)
-    if start is not None:
-        load_weights(model, start, model_name=cfg.model.name)
+    model, info = _model(cfg, start, reuse)
     model.to(device)
     meta = model_meta(cfg, start, info.name)
     trigger = make_trigger(
@@ -59,10 +95,10 @@ def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext
         seed=meta["trigger_seed"],
     )
     target = meta["target"]
-    tokenizer = get_tokenizer(cfg.model.name)
     eval_data = load_eval_data(
         cfg.data, image_size=info.image_size, num_workers=loader_workers(cfg, device)
     )
+    tokenizer, prompts = _prompts(cfg.model.name, eval_data.classnames)
     return TrialContext(
         cfg=cfg,
         device=device,
@@ -70,7 +106,7 @@ def build_context(cfg: TrialConfig, *, start: Checkpoint | None) -> TrialContext
         info=info,
         tokenizer=tokenizer,
         eval_data=eval_data,
-        prompts=Prompts.build(tokenizer, eval_data.classnames),
+        prompts=prompts,
         trigger=trigger,
         target=target,
         meta=meta,

@@ -113,6 +113,35 @@ def test_screen_evaluates_the_perturbed_model_only(
     assert rep.records[0].clean_acc != pytest.approx(records[-1].clean_acc)
 
 
+def test_points_evaluated_in_one_process_equal_points_evaluated_fresh(
+    poisoned: Any, synthetic: Any
+) -> None:
+    """A screen chunk reuses one model and the tokenized prompts across its points
+    (`build_context(reuse=True)`); every point must score as if evaluated alone."""
+    from trainers import trial
+
+    _, outcome, _ = poisoned
+    points = [
+        _clean_cfg(outcome, synthetic, shrink_perturb={"shrink": s, "perturb_sigma": p}, seed=i)
+        for i, (s, p) in enumerate([(0.3, 0.08), (1.0, 0.0), (0.7, 0.01)])
+    ]
+
+    def run(cfg: dict[str, Any]) -> tuple[float, float]:
+        rep = ListReporter()
+        screen(cfg, rep)
+        return rep.records[0].clean_acc, rep.records[0].asr
+
+    in_a_row = [run(cfg) for cfg in points]
+    assert trial._REUSED, "the points did not share a model"
+    alone = []
+    for cfg in points:
+        trial._REUSED.clear()
+        trial._PROMPTS.clear()
+        alone.append(run(cfg))
+    assert in_a_row == alone
+    assert len(set(alone)) == 3  # the points differ: the perturbation is not a no-op
+
+
 def _distance_to_start(ckpt: str, start: str) -> float:
     a, b = load_checkpoint(ckpt).state_dict, load_checkpoint(start).state_dict
     return sum(float((a[k].float() - b[k].float()).pow(2).sum()) for k in a if a[k].ndim >= 2)
