@@ -39,7 +39,9 @@ def pretrain(config: ConfigLike, reporter: Reporter) -> TrialOutcome:
     cfg = load_config(config)
     ctx = build_context(cfg, start=load_start(cfg))
     ctx.meta["objective"] = objective_of(cfg)
-    loss = ContrastiveLoss(cfg.loss.mmcl_weight, cfg.loss.ssl_weight)
+    loss = ContrastiveLoss(
+        cfg.loss.mmcl_weight, cfg.loss.ssl_weight, rank=ctx.rank, world_size=ctx.world_size
+    )
     data = train_data_for(ctx, ssl=loss.needs_augmented_views)
     poisoned = _record_poisoned(cfg, data)
     outcome = train(
@@ -55,7 +57,9 @@ def clean(config: ConfigLike, reporter: Reporter) -> TrialOutcome:
         raise ConfigError("clean needs model.checkpoint: the model to clean")
     ctx = build_context(cfg, start=load_start(cfg))
     shrink_perturb(ctx.model, cfg.shrink_perturb, model_name=ctx.info.name, seed=cfg.seed)
-    loss = ContrastiveLoss(cfg.loss.mmcl_weight, cfg.loss.ssl_weight)
+    loss = ContrastiveLoss(
+        cfg.loss.mmcl_weight, cfg.loss.ssl_weight, rank=ctx.rank, world_size=ctx.world_size
+    )
     data = train_data_for(ctx, ssl=loss.needs_augmented_views)
     extra = None
     if cfg.loss.cluster_weight > 0:
