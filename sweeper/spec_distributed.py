@@ -37,6 +37,28 @@ def workers_of(section: object) -> int:
     return spec.workers if spec is not None else 1
 
 
+def distributed_problems(spec: Any) -> list[tuple[str, str]]:
+    """A data-parallel stage whose workers would share a GPU: NCCL refuses two ranks on
+    one device, so a job's worker takes a whole GPU (or none: gloo on CPU)."""
+    problems = []
+    for name in ("pretrain", "clean"):
+        section = getattr(spec, name, None)
+        if section is None or workers_of(section) <= 1:
+            continue
+        res = spec.embedded.resources if spec.profile == "embedded" else section.resources
+        if 0 < res.gpu < 1:
+            field = "embedded.resources" if spec.profile == "embedded" else f"{name}.resources"
+            problems.append(
+                (
+                    f"{name}.distributed",
+                    f"{workers_of(section)} workers with {field}.gpu {res.gpu:g}: the workers "
+                    "of a job cannot share a GPU (NCCL); ask gpu: 1 (per worker) or leave "
+                    "out `distributed`",
+                )
+            )
+    return problems
+
+
 def one_process(resources: Mapping[str, Any]) -> dict[str, Any]:
     """`resources` of a stage or a trial row without the data-parallel part: what a trial
     that does not train (a `bn_only` baseline beside distributed cleaning) runs with."""

@@ -106,3 +106,13 @@ def test_a_distributed_pretraining_is_another_cached_model(tmp_path: Path) -> No
     # One worker is the plain trial: its cache key stays; two workers train another model.
     assert plain.pretrain_cache_keys == one.pretrain_cache_keys
     assert plain.pretrain_cache_keys["mmcl"] != two.pretrain_cache_keys["mmcl"]
+
+
+def test_workers_that_would_share_a_gpu_are_refused(tmp_path: Path) -> None:
+    path = spec_with(tmp_path, {"distributed": {"workers": 4}})
+    spec = yaml.safe_load(path.read_text())
+    spec["embedded"]["resources"] = {"cpu": 1, "gpu": 0.5}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(SpecError) as err:
+        plan_file(path)
+    assert "pretrain.distributed: 4 workers with embedded.resources.gpu 0.5" in str(err.value)
