@@ -234,6 +234,8 @@ def select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
             # keeps "cache": "hit"
             "params": json.loads(recorded["params"] or "{}") if recorded else trial.params,
             "config": trial.config,
+            # How the job ran (a distributed job's workers and batches): the row is the last.
+            "resources": json.loads(recorded.get("resources") or "{}") if recorded else {},
         }
         writer.append_trials(
             [
