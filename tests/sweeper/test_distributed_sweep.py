@@ -1,7 +1,8 @@
 """`pretrain.distributed: {workers: 2}` in a real sweep: the pre-training job runs as a Ray
 Train job of 2 gloo workers inside its Tune trial, its epochs reach the store once each,
 its model goes through selection into cleaning, and a job that loses a worker mid-way is
-retried from its last epoch. Through the real CLI on a private local Ray cluster."""
+retried from its last epoch. Through the real CLI on private local Ray clusters (one of two
+nodes, whose job must place its workers on both)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ BATCH = 32  # per worker
 MIDWAY = 10  # pre-training epochs of the job a fault strikes after its epoch 1
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ray_cluster() -> Iterator[None]:
     """A private local cluster of 2 CPUs: the job's 2 workers take all of them (its Tune
     trial asks for none). `address="local"` never joins another process's cluster."""
@@ -47,6 +48,23 @@ def ray_cluster() -> Iterator[None]:
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def two_nodes() -> Iterator[None]:
+    """Two nodes of 1 CPU each: a job of 2 workers of {cpu: 1} runs only across both."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level=logging.WARNING)
+    yield
+    ray.shutdown()
+    cluster.shutdown()
 
 
 def distributed_spec(tmp: Path, *, epochs: int = 2, max_failures: int = 0) -> Path:
@@ -75,9 +93,11 @@ def per_trial_epochs(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
     return assert_one_row_per_key(rows)
 
 
-def test_a_two_worker_pretraining_runs_through_the_sweep(
-    ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_two_worker_pretraining_runs_through_the_sweep_across_two_nodes(
+    two_nodes: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Each node has 1 CPU and each worker asks for 1: the job ran only if its workers were
+    # placed on different nodes (the driver's Tune trial asks for no CPU).
     store = tmp_path / "store"
     assert main(["launch", str(distributed_spec(tmp_path)), "--store", str(store)]) == 0
     out = capsys.readouterr().out
