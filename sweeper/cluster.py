@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from sweeper.errors import ClusterError
 
+# A data-parallel trial's worker count in a request (`sweeper.spec_distributed.WORKERS`).
+WORKERS = "workers"
+
 
 @dataclass(frozen=True)
 class ClusterInfo:
@@ -86,7 +89,7 @@ def check_stages(
     if not bad:
         return
     nodes = ", ".join(f"{{cpu: {n.get('CPU', 0):g}, gpu: {n.get('GPU', 0):g}}}" for n in info.nodes)
-    lines = [f"  stage {s!r} asks for {dict(r)} per trial: lower {f}" for s, r, f in bad]
+    lines = [f"  stage {s!r} asks for {_shown(r)} per trial: lower {f}" for s, r, f in bad]
     raise ClusterError(
         f"{len(bad)} stage(s) ask for more than any node of the cluster has (nodes: "
         f"{nodes or 'none'}):\n"
@@ -94,6 +97,14 @@ def check_stages(
         + "\nin the search space (or as an override), join a bigger cluster with --address, "
         "or pass --fit-resources to run each stage on the biggest node as it is"
     )
+
+
+def _shown(request: Mapping[str, float]) -> str:
+    if WORKERS not in request:
+        return str(dict(request))
+    per = {k: v for k, v in request.items() if k != WORKERS}
+    n = int(request[WORKERS])
+    return f"{n} workers of {per} (distributed.workers: {n}, on any nodes with room)"
 
 
 def biggest_node(info: ClusterInfo) -> dict[str, float]:
@@ -114,7 +125,7 @@ def fit_request(request: Mapping[str, float], info: ClusterInfo) -> dict[str, fl
     node = biggest_node(info)
     out = {}
     for key, value in req.items():
-        if key in node:
+        if key in node:  # the job keeps its workers; each one is cut to the node
             value = min(value, node[key])
             if value <= 0:
                 continue
@@ -123,10 +134,18 @@ def fit_request(request: Mapping[str, float], info: ClusterInfo) -> dict[str, fl
 
 
 def _fits(request: Mapping[str, float], info: ClusterInfo) -> bool:
-    return any(
-        all(node.get(ray_name(k), 0.0) >= v for k, v in request.items() if v > 0)
-        for node in info.nodes
-    )
+    """Whether some node holds `request`; with `workers` (a data-parallel trial, the rest
+    per worker), whether the nodes together hold that many workers, each whole on one
+    node: Ray Train places the job's workers on whichever nodes have room."""
+    per = {k: v for k, v in request.items() if k != WORKERS and v > 0}
+    workers = int(request.get(WORKERS, 1))
+    return sum(holds(node, per) for node in info.nodes) >= workers
+
+
+def holds(node: Mapping[str, float], per: Mapping[str, float]) -> int:
+    """How many copies of `per` fit on `node` at once."""
+    counts = [int(node.get(ray_name(k), 0.0) // v + 1e-9) for k, v in per.items()]
+    return min(counts) if counts else 1 << 30
 
 
 def ray_name(key: str) -> str:

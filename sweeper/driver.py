@@ -36,6 +36,7 @@ from sweeper.plan import SweepPlan
 from sweeper.plan_io import load_plan, save_plan
 from sweeper.pretrain_cache import use_cache
 from sweeper.resources import announce_cpu_only, fitted_line, stage_resources
+from sweeper.spec_distributed import WORKERS, one_process
 from sweeper.stages import (
     FINISHED,
     done_trials,
@@ -261,6 +262,13 @@ def _run_stages(plan: SweepPlan, writer: StoreWriter, info: cluster.ClusterInfo,
             done = done_trials(writer)
             fresh = use_cache([p for p in payloads if p["trial_id"] not in done], writer)
             payloads = fresh + [p for p in payloads if p["trial_id"] in done]
+        if WORKERS in resources and baselines:
+            # A baseline does not train: one process, beside the stage's distributed jobs.
+            baselines = [{**b, "resources": one_process(b["resources"])} for b in baselines]
+            unsuccessful |= run_stage(
+                stage, baselines, one_process(resources), writer, threshold, log_to
+            )
+            baselines = []
         if stage.search is None:
             unsuccessful |= run_stage(
                 stage, payloads + baselines, resources, writer, threshold, log_to

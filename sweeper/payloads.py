@@ -21,6 +21,8 @@ from results.store import StoreWriter
 from sweeper.errors import SweeperError
 from sweeper.plan import START_CHECKPOINT, StagePlan, SweepPlan, TrialPlan
 from sweeper.retention import resume_state_path
+from sweeper.spec_distributed import WORKERS, batch_record
+from trainers.config import DataConfig
 
 PLACEHOLDER = "@synthetic/"
 Screened = Mapping[str | None, Mapping[str, Any]]  # start job -> {"checkpoint", "params"}
@@ -66,10 +68,24 @@ def payload(
         "objective": trial.objective,
         "params": params,
         "config": config,
-        "resources": dict(resources),
+        "resources": trial_resources(resources, config),
         "job": job_of(trial) if trial.stage == "pretrain" else None,
         "start_sha256": sha256_of(start) if start else None,
     }
+
+
+def trial_resources(resources: Mapping[str, float], config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial row's `resources`: the request (per worker for a data-parallel job) and, for
+    such a job, its worker count and its per-worker and global batch."""
+    out: dict[str, Any] = {k: v for k, v in resources.items() if k != WORKERS}
+    workers = int(resources.get(WORKERS, 1))
+    if workers > 1:
+        batch = config.get("data", {}).get(
+            "batch_size", DataConfig.model_fields["batch_size"].default
+        )
+        out[WORKERS] = workers
+        out.update(batch_record(workers, int(batch)))
+    return out
 
 
 _SHA_MEMO: dict[tuple[str, int, int], str] = {}

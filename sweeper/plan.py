@@ -125,7 +125,11 @@ def _sweep_plan(
     synthetic = spec.embedded.synthetic.synthetic_args() if planner.embedded else None
     salt = json.dumps(synthetic, sort_keys=True) if synthetic else ""
     keys = {
-        t.trial_id.removeprefix("pretrain-"): _sha256(json.dumps(t.config, sort_keys=True) + salt)
+        # A data-parallel job trains with a global batch of workers x batch_size: another
+        # model than one process's. One process keeps the key it had before the option.
+        t.trial_id.removeprefix("pretrain-"): _sha256(
+            json.dumps(t.config, sort_keys=True) + salt + _workers_salt(s.workers)
+        )
         for s in stages
         if s.name == "pretrain"
         for t in s.trials
@@ -196,6 +200,10 @@ def spec_yaml(spec: SweepSpec, spec_path: str | Path) -> str:
         default_flow_style=None,
     )
     return f"# resolved from {spec_path}\n{body}"
+
+
+def _workers_salt(workers: int) -> str:
+    return f"|workers={workers}" if workers > 1 else ""
 
 
 def _sha256(text: str) -> str:

@@ -68,6 +68,9 @@ class StagePlan:
     scheduler: dict[str, Any] | None = None
     # The stage's checkpoint retention (`sweeper.retention`); plans saved before it kept all.
     keep: str = "all"
+    # Processes of each trial's data-parallel job (`distributed.workers`); plans saved
+    # before it existed ran one.
+    workers: int = 1
 
     @property
     def n_trials(self) -> int:

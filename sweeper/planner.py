@@ -24,6 +24,7 @@ from sweeper.plan_types import (
 from sweeper.rescaled import Rescales
 from sweeper.retention import default_keep, save_mode
 from sweeper.spec import SweepSpec
+from sweeper.spec_distributed import workers_of
 from sweeper.spec_errors import Problem
 from sweeper.spec_rules import start_names
 from sweeper.trial_configs import (
@@ -107,7 +108,11 @@ class Planner:
         if name == "screen" and self.spec.screen is not None:
             chosen = self.spec.screen.points_per_trial
             per_trial = None if chosen == "auto" else int(chosen)
-        section = {"screen": self.spec.screen, "clean": self.spec.clean}.get(name)
+        section = {
+            "pretrain": self.spec.pretrain,
+            "screen": self.spec.screen,
+            "clean": self.spec.clean,
+        }.get(name)
         sched = getattr(section, "scheduler", None)
         return StagePlan(
             name,
@@ -120,6 +125,7 @@ class Planner:
             per_trial,
             scheduler=sched.model_dump(exclude_none=True) if sched is not None else None,
             keep=stage_keep(self.spec, name),
+            workers=workers_of(section),
         )
 
     def report(self, field: str, message: str) -> None:

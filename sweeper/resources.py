@@ -14,6 +14,7 @@ from __future__ import annotations
 from sweeper import cluster
 from sweeper.errors import ClusterError
 from sweeper.plan import StagePlan, SweepPlan
+from sweeper.spec_distributed import WORKERS
 
 
 def stage_resources(
@@ -84,6 +85,9 @@ def _embedded_cpu_only(
         # The embedded default runs every search space as written on a CPU-only machine:
         # the GPU fraction is dropped, the CPU request stays.
         res.pop("gpu")
+    workers = getattr(stage, "workers", 1)
+    if workers > 1:  # the request above is per worker (`sweeper.spec_distributed`)
+        res[WORKERS] = float(workers)
     return res
 
 

@@ -27,6 +27,7 @@ from pydantic import (
 from sweeper import registry
 from sweeper.errors import SpecError
 from sweeper.overrides import apply_overrides, deep_merge, read_yaml_mapping
+from sweeper.spec_distributed import DistributedSpec
 from sweeper.spec_errors import Problem, format_loc, shown, spec_error, validation_problems
 from sweeper.spec_numbers import number_problems
 from sweeper.spec_rules import check_spec
@@ -195,7 +196,8 @@ Keep = Literal["frontier", "selected", "last", "all"] | None
 class PretrainSpec(_Frozen):
     jobs: Annotated[dict[Annotated[str, Field(pattern=_NAME_PATTERN)], PretrainJob], MinLen(1)]
     trial: TrialPatch = {}
-    resources: Resources = Resources()
+    resources: Resources = Resources()  # per worker with `distributed`
+    distributed: DistributedSpec | None = None
     keep: Keep = None
     # The file this section was read from (set by `read_spec`; for messages and records).
     source: str | None = None
@@ -291,7 +293,9 @@ class CleanSpec(_Frozen):
     # Baselines beside the trials, one per start model. bn_only: BatchNorm re-estimated on
     # the cleaning set with no weight update (a drop in ASR it shows too is not cleaning).
     baselines: list[Literal["bn_only"]] = ["bn_only"]
-    resources: Resources = Resources()
+    resources: Resources = Resources()  # per worker with `distributed`
+    # Each trial one data-parallel job (not its baselines: they do not train).
+    distributed: DistributedSpec | None = None
     # Early stopping over epochs; with a grid or an Optuna search.
     scheduler: SchedulerSpec | None = None
     keep: Keep = None

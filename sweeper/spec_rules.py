@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 from sweeper import registry
+from sweeper.spec_distributed import distributed_problems
 from sweeper.spec_errors import Problem, shown
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def check_spec(spec: SweepSpec) -> list[Problem]:
         problems += _check_matches(spec.pretrain)
     if spec.profile == "real":
         problems += _check_real_paths(spec)
+    problems += distributed_problems(spec)
     return problems + trial_cap(spec)
 
 

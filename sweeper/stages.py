@@ -259,6 +259,8 @@ def select_pretrain(stage: StagePlan, writer: StoreWriter) -> dict[str, str]:
             # keeps "cache": "hit"
             "params": json.loads(recorded["params"] or "{}") if recorded else trial.params,
             "config": trial.config,
+            # How the job ran (a distributed job's workers and batches): the row is the last.
+            "resources": json.loads(recorded.get("resources") or "{}") if recorded else {},
         }
         fresh = trial_row(writer.sweep_id, payload, "completed", store_root=root)
         writer.append_trials([selected_row(recorded, fresh, row["epoch"])])

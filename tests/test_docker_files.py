@@ -75,7 +75,8 @@ def compose() -> dict[str, Any]:
 def readme_section() -> str:
     text = README.read_text()
     start = text.index("## Run on a cluster")
-    end = text.index("\n## ", start + 1)
+    # ... and "Distributed pre-training" after it, whose cluster commands are checked too.
+    end = text.index("\n## The results store", start + 1)
     return text[start:end]
 
 
@@ -112,7 +113,9 @@ def argv_commands(argv: list[str]) -> list[list[str]]:
 
 
 def fenced_blocks(markdown: str) -> str:
-    return "\n".join(re.findall(r"```(?:bash|sh|console)?\n(.*?)```", markdown, re.S))
+    """The shell blocks (a YAML block's closing fence must not open one)."""
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```", markdown, re.S | re.M)
+    return "\n".join(body for lang, body in blocks if lang in ("", "bash", "sh", "console"))
 
 
 def inline_commands(markdown: str) -> list[list[str]]:

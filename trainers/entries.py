@@ -39,7 +39,9 @@ def pretrain(config: ConfigLike, reporter: Reporter) -> TrialOutcome:
     cfg = load_config(config)
     ctx = build_context(cfg, start=load_start(cfg))
     ctx.meta["objective"] = objective_of(cfg)
-    loss = ContrastiveLoss(cfg.loss.mmcl_weight, cfg.loss.ssl_weight)
+    loss = ContrastiveLoss(
+        cfg.loss.mmcl_weight, cfg.loss.ssl_weight, rank=ctx.rank, world_size=ctx.world_size
+    )
     data = train_data_for(ctx, ssl=loss.needs_augmented_views)
     poisoned = _record_poisoned(cfg, data)
     outcome = train(
@@ -56,7 +58,9 @@ def clean(config: ConfigLike, reporter: Reporter) -> TrialOutcome:
     # The points of a screen chunk share a process and a start model: one model reloaded.
     ctx = build_context(cfg, start=load_start(cfg), reuse=True)
     shrink_perturb(ctx.model, cfg.shrink_perturb, model_name=ctx.info.name, seed=cfg.seed)
-    loss = ContrastiveLoss(cfg.loss.mmcl_weight, cfg.loss.ssl_weight)
+    loss = ContrastiveLoss(
+        cfg.loss.mmcl_weight, cfg.loss.ssl_weight, rank=ctx.rank, world_size=ctx.world_size
+    )
     data = train_data_for(ctx, ssl=loss.needs_augmented_views)
     extra = None
     if cfg.loss.cluster_weight > 0:

@@ -10,26 +10,24 @@ no loss scaling.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
-from trainers.checkpoint import save_checkpoint
-from trainers.config import OptimConfig, TrialConfig
-from trainers.data import Batch, EvalData, TrainData, Trigger
-from trainers.evaluate import EvalResult, Prompts, evaluate
+from trainers.config import OptimConfig
+from trainers.context import TrialContext as TrialContext
+from trainers.context import eval_counts as eval_counts
+from trainers.data import Batch, TrainData
+from trainers.evaluate import EvalResult
 from trainers.losses import ContrastiveLoss
-from trainers.models import ModelInfo, clamp_logit_scale, normalize
+from trainers.models import clamp_logit_scale
 from trainers.regularize import Regularizer
 from trainers.reporter import EpochRecord, Reporter, TrialOutcome
-from trainers.resume import Resumed, load_state, save_state
+from trainers.resume import Resumed, load_state
 
 
 class ExtraObjective(Protocol):
@@ -46,72 +44,6 @@ class ExtraObjective(Protocol):
     def __call__(self, image_features: Tensor, index: Tensor) -> Tensor: ...
 
     def parameters(self) -> Iterator[nn.Parameter]: ...
-
-
-@dataclass
-class TrialContext:
-    """What every entry point sets up before its first evaluation."""
-
-    cfg: TrialConfig
-    device: torch.device
-    model: nn.Module
-    info: ModelInfo
-    tokenizer: Callable[[list[str]], Tensor]
-    eval_data: EvalData
-    prompts: Prompts
-    trigger: Trigger
-    target: str
-    meta: dict[str, Any]
-    started: float = field(default_factory=time.perf_counter)
-
-    def normalize(self, images: Tensor) -> Tensor:
-        return normalize(images, self.info)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        # bf16 rather than the authors' fp16 + GradScaler: same speed on A100s, no scaler.
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def evaluate(self) -> EvalResult:
-        with self.autocast():
-            return evaluate(
-                self.model,
-                self.prompts,
-                self.eval_data,
-                trigger=self.trigger,
-                target=self.target,
-                normalize=self.normalize,
-                device=self.device,
-                batch_size=self.cfg.data.eval_batch_size,
-                seed=self.cfg.eval.seed,
-            )
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    def save(self, name: str, epoch: int, result: EvalResult) -> str | None:
-        if self.cfg.checkpoint_dir is None:
-            return None
-        meta = dict(self.meta, epoch=epoch, clean_acc=result.clean_acc, asr=result.asr)
-        path = Path(self.cfg.checkpoint_dir) / name
-        save_checkpoint(
-            path,
-            self.model,
-            model_name=self.info.name,
-            config=self.cfg.model_dump(mode="json"),
-            meta=meta,
-        )
-        return str(path)
-
-
-def eval_counts(ctx: TrialContext, result: EvalResult) -> dict[str, int]:
-    """The sizes a record's accuracy and ASR were measured on."""
-    return {
-        "n_eval": result.n_images,
-        "n_asr_eval": result.n_asr_images,
-        "n_classes": ctx.prompts.n_classes,
-    }
 
 
 def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
@@ -210,9 +142,12 @@ CHECK_EVERY = 50
 class _FirstNonFinite:
     """The first step (and its loss) at which the loss was not finite, kept on the device."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(
+        self, device: torch.device, agree: Callable[[Tensor], Tensor] = lambda s: s
+    ) -> None:
         self.step = torch.zeros((), dtype=torch.long, device=device)  # 0: none yet
         self.value = torch.zeros((), dtype=torch.float32, device=device)
+        self.agree = agree  # a data-parallel job's ranks stop at the same step
 
     def note(self, loss: Tensor, step: int) -> None:
         first = ~torch.isfinite(loss) & (self.step == 0)
@@ -221,7 +156,7 @@ class _FirstNonFinite:
 
     def reason(self, epoch: int) -> str | None:
         """Why the epoch must stop (reads the device: call every CHECK_EVERY steps)."""
-        step = int(self.step)
+        step = int(self.agree(self.step.clone()))
         if step == 0:
             return None
         return f"non-finite loss ({float(self.value)}) at epoch {epoch}, step {step}"
@@ -248,7 +183,7 @@ def run_epoch(
     """
     stats = EpochStats()
     sums: dict[str, Tensor] = {}
-    bad = _FirstNonFinite(ctx.device)
+    bad = _FirstNonFinite(ctx.device, ctx.agree_on_bad_step)
     n_steps = 0
     for batch in data:
         stats.skipped += int(batch.skipped)
@@ -327,6 +262,7 @@ def train(
     `reporter` again (the sweeper stores each epoch once), then training goes on.
     """
     cfg = ctx.cfg
+    data = ctx.shard(data)  # a data-parallel rank's share: its steps are every rank's
     opt = make_optimizer(ctx.model, regularizer, extra, cfg.optim)
     steps_per_epoch = max(1, data.num_samples // cfg.data.batch_size)
     sched = make_scheduler(opt, cfg.optim, steps_per_epoch * cfg.optim.epochs)
@@ -344,6 +280,7 @@ def train(
     for epoch in range(progress.epoch + 1, cfg.optim.epochs + 1):
         start_epoch(ctx, data, extra, opt, epoch)
         stats = run_epoch(ctx, data, loss_fn, extra, opt, sched, regularizer, epoch)
+        stats = ctx.combine(stats)  # over every rank of a data-parallel job
         progress.skipped += stats.skipped
         if stats.diverged is not None:
             return TrialOutcome(
@@ -361,7 +298,7 @@ def train(
         progress.last_checkpoint = ckpt or progress.last_checkpoint
         progress.epoch, progress.elapsed = epoch, ctx.elapsed()
         # After the report: a run stopped in between reports this epoch again, never skips it.
-        save_state(cfg, ctx.model, opt, sched, progress)
+        ctx.save_state(opt, sched, progress)
     return TrialOutcome(
         status="completed",
         epochs_done=cfg.optim.epochs,
@@ -402,12 +339,11 @@ def _step(
         images = torch.cat([images, batch.image_aug.to(dev, non_blocking=True)])
         texts = torch.cat([texts, batch.text_aug.to(dev, non_blocking=True)])
     with ctx.autocast():
-        img_f = model.encode_image(ctx.normalize(images), normalize=True)
-        txt_f = model.encode_text(texts, normalize=True)
+        img_f, txt_f, scale = ctx.encode(ctx.normalize(images), texts)
         b = len(batch.index)
         img_aug_f = img_f[b:] if ssl else None
         txt_aug_f = txt_f[b:] if ssl else None
-        parts = loss_fn(img_f[:b], txt_f[:b], model.logit_scale.exp(), img_aug_f, txt_aug_f)
+        parts = loss_fn(img_f[:b], txt_f[:b], scale, img_aug_f, txt_aug_f)
         total = parts["loss"]
         if extra is not None and extra.weight > 0:
             parts["loss_cluster"] = extra(img_f[:b], batch.index.to(dev))

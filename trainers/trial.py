@@ -12,6 +12,7 @@ from trainers.checkpoint import Checkpoint, load_checkpoint, load_weights
 from trainers.config import TrialConfig
 from trainers.data import build_train_data, load_eval_data, make_trigger
 from trainers.data.loader import TrainData, resolve_num_workers
+from trainers.distributed import DistributedContext, world
 from trainers.evaluate import Prompts
 from trainers.loop import TrialContext
 from trainers.models import create_model, get_tokenizer
@@ -99,7 +100,10 @@ def build_context(
         cfg.data, image_size=info.image_size, num_workers=loader_workers(cfg, device)
     )
     tokenizer, prompts = _prompts(cfg.model.name, eval_data.classnames)
-    return TrialContext(
+    rank, world_size = world()
+    # A rank of a data-parallel job (`trainers.distributed`): same set-up, another seam.
+    kind = DistributedContext if world_size > 1 else TrialContext
+    return kind(
         cfg=cfg,
         device=device,
         model=model,
@@ -110,6 +114,8 @@ def build_context(
         trigger=trigger,
         target=target,
         meta=meta,
+        rank=rank,
+        world_size=world_size,
     )
 
 
@@ -153,6 +159,8 @@ def train_data_for(ctx: TrialContext, *, ssl: bool, plain: bool = False) -> Trai
         shuffle=not plain,
         resize_mode=ctx.info.resize_mode,
         num_workers=loader_workers(cfg, ctx.device),
+        rank=ctx.rank,
+        world_size=ctx.world_size,
     )
     data.pin_memory = ctx.device.type == "cuda"
     return data

@@ -35,6 +35,7 @@ from sweeper.cluster import (
     ray_name,
 )
 from sweeper.errors import ClusterError
+from sweeper.ray_backend.distributed import distributed_trainable, job_slots
 from sweeper.ray_backend.forwarder import EPOCH as EPOCH
 from sweeper.ray_backend.forwarder import OUTCOME as OUTCOME
 from sweeper.ray_backend.forwarder import EventForwarder as EventForwarder
@@ -42,6 +43,7 @@ from sweeper.ray_backend.forwarder import StageEvents as StageEvents
 from sweeper.ray_backend.forwarder import _InterruptStopper
 from sweeper.ray_backend.loggers import LogTo, tune_callbacks
 from sweeper.ray_backend.schedulers import ParetoASHAScheduler, make_scheduler
+from sweeper.spec_distributed import WORKERS
 
 if TYPE_CHECKING:
     from sweeper.ray_backend.optuna_warm import Finished
@@ -152,7 +154,22 @@ def _trial_fn(config: dict[str, Any]) -> None:
     from sweeper.trialrun import run_payload
 
     _quiet_sigterm_exit()
+    payload = trial_payload(config)
+    host = trial_host()
 
+    def emit(kind: str, metrics: dict[str, Any]) -> None:
+        tune.report({"_kind": kind, "host": host, **metrics})
+
+    run_payload(payload, emit)
+
+
+def trial_host() -> str:
+    """The host column names the Ray node too, so packing over nodes of one machine shows."""
+    return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+
+
+def trial_payload(config: dict[str, Any]) -> dict[str, Any]:
+    """The payload of the trial Tune's `config` stands for (an Optuna trial's completed)."""
     payload = dict(config["trial"])
     if "params" in config:  # an Optuna trial: the searcher sampled these
         payload["params"] = dict(config["params"])
@@ -165,14 +182,7 @@ def _trial_fn(config: dict[str, Any]) -> None:
             if config.get(key):
                 config[key] = str(Path(config[key]).parent / name)
         payload["config"] = config
-
-    # The host column names the Ray node too, so packing over nodes of one machine shows.
-    host = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
-
-    def emit(kind: str, metrics: dict[str, Any]) -> None:
-        tune.report({"_kind": kind, "host": host, **metrics})
-
-    run_payload(payload, emit)
+    return payload
 
 
 def run_grid(
@@ -193,6 +203,7 @@ def run_grid(
     epoch rows of the stage's trials that finished before (`make_scheduler`)."""
     if not payloads:
         return
+    max_concurrent = job_slots(resources, max_concurrent, _alive_nodes())
     sched = make_scheduler(scheduler, history)
     _fit(
         stage,
@@ -238,6 +249,7 @@ def run_optuna(
     from sweeper.ray_backend.optuna_warm import PARAMS_KEY
     from sweeper.ray_backend.optuna_warm import searcher as make_searcher
 
+    max_concurrent = job_slots(resources, max_concurrent, _alive_nodes())
     space = {name: _tune_domain(name, p) for name, p in params.items()}
     searcher = make_searcher(space, seed, finished)
     sched = make_scheduler(scheduler, history)
@@ -308,8 +320,14 @@ def _fit(
     # as if the stage had finished.
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     _quiet_tune_warnings()
-    req = {ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0}
-    trainable = tune.with_resources(_trial_fn, req)
+    req = {
+        ray_name(k).lower(): float(v) for k, v in resources.items() if float(v) > 0 and k != WORKERS
+    }
+    workers = int(resources.get(WORKERS, 1))
+    if workers > 1:  # each trial a Ray Train job of `workers` x `req` (sweeper.spec_distributed)
+        trainable = distributed_trainable(workers, req, storage)
+    else:
+        trainable = tune.with_resources(_trial_fn, req)
     forward = EventForwarder(events, scheduler=scheduler)
     tuner = tune.Tuner(
         trainable,

@@ -64,4 +64,3 @@ def test_a_screen_told_to_save_none_writes_nothing(synthetic: Any, tmp_path: Pat
     out = screen(cfg, ListReporter())
     assert out.final_checkpoint is None
     assert not (tmp_path / "screened").exists()
-

@@ -1,0 +1,112 @@
+"""A data-parallel trial: a Tune function trainable that builds and fits a Ray Train job.
+
+The pattern Ray Train V2 documents for Tune + Train (`Tuner(TorchTrainer)` is deprecated):
+the Tune trial runs a `TorchTrainer` of `workers` workers, each asking the stage's
+per-worker resources, NCCL between GPUs and gloo on CPU (TorchTrainer's default backend
+for `use_gpu`). Every worker runs the trial's payload (`sweeper.trialrun.run_payload`) as
+one rank of `trainers.distributed`; `ray.train.report` is collective in Train V2 (every
+rank calls it as often), and `TuneReportCallback` forwards rank 0's metrics to the Tune
+trial as its results. Rank 0's metrics are the very dict a one-process trial hands
+`tune.report`, so the driver's forwarder stores each epoch once, by the same path.
+
+The Tune trial itself only waits on the job: it asks no CPU or GPU, so a stage whose job
+needs every CPU of the cluster still schedules (a Tune request must ask for something; it
+asks for a little of Ray's `memory` resource, which the workers do not ask for).
+Its retries are Tune's (`max_failures` of the stage); Train's own are off, so a failed job
+fails its trial once, and the retry resumes from the trial's resume state like any trial.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from sweeper.cluster import holds, ray_name
+from sweeper.spec_distributed import WORKERS
+
+# What the Tune trial of a distributed job reserves: 64 MiB of Ray's `memory` resource,
+# which a node offers whether or not its CPUs are all taken by the job's workers.
+DRIVER_REQUEST = {"memory": float(64 * 2**20)}
+
+
+def distributed_trainable(
+    workers: int, per_worker: Mapping[str, float], storage: Path
+) -> Callable[[dict[str, Any]], None]:
+    """The Tune trainable whose trials are each a TorchTrainer of `workers` x `per_worker`."""
+    resources = {ray_name(k): float(v) for k, v in per_worker.items() if float(v) > 0}
+    use_gpu = resources.get("GPU", 0.0) > 0
+    train_storage = str((storage / "train").resolve())
+
+    def distributed_trial(config: dict[str, Any]) -> None:
+        from ray.train import FailureConfig, RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        from sweeper.ray_backend import trial_payload
+
+        payload = trial_payload(config)
+        trainer = TorchTrainer(
+            _worker_loop,
+            train_loop_config={"payload": payload, "use_gpu": use_gpu},
+            scaling_config=ScalingConfig(
+                num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources
+            ),
+            run_config=RunConfig(
+                # One name per attempt: Train V2 would take an existing run's state as its own.
+                name=f"{payload['trial_id']}-{int(time.time() * 1000)}",
+                storage_path=train_storage,
+                failure_config=FailureConfig(max_failures=0),
+                callbacks=[TuneReportCallback()],
+            ),
+        )
+        trainer.fit()
+
+    return tune.with_resources(distributed_trial, dict(DRIVER_REQUEST))
+
+
+def _worker_loop(config: dict[str, Any]) -> None:
+    """One rank of the job: the trial's payload, its records reported by every rank."""
+    import ray.train
+    import torch
+
+    from sweeper.ray_backend import _quiet_sigterm_exit, trial_host
+    from sweeper.trialrun import run_payload
+
+    _quiet_sigterm_exit()
+    rank = ray.train.get_context().get_world_rank()
+    if config["use_gpu"] and torch.cuda.is_available():
+        import ray.train.torch
+
+        # Workers of one node may see each other's GPUs (NCCL's peer access); "cuda" in the
+        # trainers is then this rank's own.
+        torch.cuda.set_device(ray.train.torch.get_device())
+    host = trial_host()
+
+    def emit(kind: str, metrics: dict[str, Any]) -> None:
+        # Collective: every rank reports each record; only rank 0's reaches the Tune trial.
+        if rank == 0:
+            ray.train.report({"_kind": kind, "host": host, **metrics})
+        else:
+            ray.train.report({"_kind": kind, "rank": rank})
+
+    run_payload(config["payload"], emit)
+
+
+def job_slots(
+    resources: Mapping[str, float],
+    max_concurrent: int | None,
+    nodes: Sequence[Mapping[str, float]],
+) -> int | None:
+    """How many trials of a stage run at once: `max_concurrent`, and for a data-parallel
+    stage no more jobs than the cluster holds together (a job's workers wait for all of
+    them to be placed; more trials would only queue Train controllers)."""
+    workers = int(resources.get(WORKERS, 1))
+    if workers <= 1:
+        return max_concurrent
+    per = {k: float(v) for k, v in resources.items() if k != WORKERS and float(v) > 0}
+    slots = max(1, sum(holds(n, per) for n in nodes) // workers)
+    return slots if max_concurrent is None else min(slots, max_concurrent)
