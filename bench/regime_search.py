@@ -1,6 +1,6 @@
 """Search the embedded profile's knobs for a regime where the paper's question can be asked.
 
-    python bench/regime_search.py search_spaces/regimes/regime_search.yaml
+    python bench/regime_search.py bench/regime_search.yaml
     python bench/regime_search.py SPACE --only r3 --only r4     # a few regimes of the space
     python bench/regime_search.py SPACE --table-only             # rebuild the table
 
@@ -68,7 +68,7 @@ def load_space(path: Path) -> tuple[Path, dict[str, Any], list[Regime]]:
         ]
     except (SpecError, KeyError, TypeError) as err:
         sys.exit(f"{path}: not a regime search space ({err}); it needs `base:` and `regimes:` "
-                 "(a list of {name, why, overrides}); see search_spaces/regimes/")  # fmt: skip
+                 "(a list of {name, why, overrides}); see bench/regime_search.yaml")  # fmt: skip
     names = [r.name for r in regimes]
     if len(set(names)) != len(names):
         sys.exit(f"{path}: regime names repeat: {names}")
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("space", type=Path, help="search-space YAML (search_spaces/regimes/)")
+    p.add_argument("space", type=Path, help="regimes YAML (bench/regime_search.yaml)")
     p.add_argument("--store", type=Path, default=Path("/tmp/regime_search/store"))
     p.add_argument(
         "--out",
