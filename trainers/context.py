@@ -92,12 +92,7 @@ class TrialContext:
 
     def encode(self, images: Tensor, texts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Unit image and text features and the logit scale (exp of the parameter)."""
-        model = self.model
-        return (
-            model.encode_image(images, normalize=True),
-            model.encode_text(texts, normalize=True),
-            model.logit_scale.exp(),
-        )
+        return encode_pair(self.model, images, texts)
 
     def shard(self, data: TrainData) -> TrainData:
         """The training data as this process iterates it."""
@@ -118,6 +113,15 @@ class TrialContext:
     def agree_on_bad_step(self, step: Tensor) -> Tensor:
         """The first non-finite step any process saw (0: none); every process stops at it."""
         return step
+
+
+def encode_pair(model: nn.Module, images: Tensor, texts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """A CLIP step's forward: unit image and text features and exp(logit_scale)."""
+    return (
+        model.encode_image(images, normalize=True),
+        model.encode_text(texts, normalize=True),
+        model.logit_scale.exp(),
+    )
 
 
 def eval_counts(ctx: TrialContext, result: EvalResult) -> dict[str, int]:

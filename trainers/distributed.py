@@ -34,7 +34,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from trainers.context import TrialContext
+from trainers.context import TrialContext, encode_pair
 from trainers.data import Batch, TrainData
 from trainers.errors import ConfigError
 from trainers.evaluate import EvalResult
@@ -64,12 +64,7 @@ class _Encoders(nn.Module):
         self.model = model
 
     def forward(self, images: Tensor, texts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        m = self.model
-        return (
-            m.encode_image(images, normalize=True),
-            m.encode_text(texts, normalize=True),
-            m.logit_scale.exp(),
-        )
+        return encode_pair(self.model, images, texts)
 
 
 @dataclass

@@ -125,35 +125,22 @@ def run(args: argparse.Namespace) -> int:
         print("sweeper launch: --json goes with --dry-run", file=sys.stderr)
         return 2
     address = args.address or os.environ.get("RAY_ADDRESS") or None
-    if not args.dry_run and args.seeds:
-        from sweeper.api import launch_repeats
-
-        _, code = launch_repeats(
-            args.file,
-            args.overrides,
-            args.seeds,
-            store=args.store,
-            address=address,
-            dashboard_host=args.dashboard_host,
-            fit_resources=args.fit_resources,
-            loggers=args.logger,
-            ignore_disk=args.ignore_disk,
-        )
-        return code
     if not args.dry_run:
-        from sweeper.api import launch_plan
+        from sweeper.api import launch_plan, launch_repeats
 
+        options = {
+            "store": args.store,
+            "address": address,
+            "dashboard_host": args.dashboard_host,
+            "fit_resources": args.fit_resources,
+            "loggers": args.logger,
+            "ignore_disk": args.ignore_disk,
+        }
         # The one path from spec to driver, shared with `sweeper.launch` from Python.
-        _, code = launch_plan(
-            args.file,
-            args.overrides,
-            store=args.store,
-            address=address,
-            dashboard_host=args.dashboard_host,
-            fit_resources=args.fit_resources,
-            loggers=args.logger,
-            ignore_disk=args.ignore_disk,
-        )
+        if args.seeds:
+            _, code = launch_repeats(args.file, args.overrides, args.seeds, **options)
+        else:
+            _, code = launch_plan(args.file, args.overrides, **options)
         return code
     # Nothing touches the store before the spec has passed every check.
     spec, plan = plan_file(args.file, args.overrides, args.logger)
