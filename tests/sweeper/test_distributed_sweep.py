@@ -142,7 +142,10 @@ def test_a_job_that_loses_a_worker_resumes_after_its_last_epoch(
     ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "store"
-    spec = distributed_spec(tmp_path, epochs=MIDWAY, max_failures=1)
+    # Two retries: under load, one full-suite run saw the first retry's Train workers lose
+    # their placement group ("Destroying worker since its placement group was removed"),
+    # a race left open (issue #12's note); the job must still resume from its last epoch.
+    spec = distributed_spec(tmp_path, epochs=MIDWAY, max_failures=2)
     before = sweeps_in(store)
 
     def midway() -> bool:
@@ -160,7 +163,8 @@ def test_a_job_that_loses_a_worker_resumes_after_its_last_epoch(
     rc = main(["launch", str(spec), "--store", str(store)])
     killer.check()
     out = capsys.readouterr().out
-    assert rc == 0, out
+    errors = [(r["status"], r["error"]) for r in raw_rows(store / sweep_of(out), "trials")]
+    assert rc == 0, f"{out}\n{errors}"
     sweep = sweep_of(out)
 
     trials = {r["trial_id"]: r for r in read_trials(store, [sweep]).to_pylist()}
@@ -170,7 +174,7 @@ def test_a_job_that_loses_a_worker_resumes_after_its_last_epoch(
         for r in raw_rows(store / sweep, "trials")
         if (r["error"] or "").startswith("retrying after:")
     ]
-    assert [r["trial_id"] for r in retried] == ["pretrain-mmcl"], retried
+    assert retried and {r["trial_id"] for r in retried} == {"pretrain-mmcl"}, retried
     resumed = re.search(r"\[pretrain\] pretrain-mmcl resumed after epoch (\d+)", out)
     assert resumed and 1 <= int(resumed.group(1)) < MIDWAY, out
     epochs = per_trial_epochs(read_epochs(store, [sweep]).to_pylist())
