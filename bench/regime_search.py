@@ -105,11 +105,20 @@ def launch(base: Path, overrides: dict[str, Any], store: Path, log: Path) -> tup
 def figures(store: Path, sweep: str) -> dict[str, dict[str, float | None]]:
     """Per objective: start acc/ASR, best acc at ASR <= 5 and its relative change."""
     out: dict[str, dict[str, float | None]] = {}
-    for b in best_clean(read_epochs(store, [sweep]), threshold=DEFAULT_THRESHOLD):
+    epochs = read_epochs(store, [sweep])
+    for b in best_clean(epochs, threshold=DEFAULT_THRESHOLD):
         group = b.group.as_dict()
         if group.get("method") != "cleanclip":
             continue  # the bn_only baseline is not a cleaning
         out[str(group.get("objective"))] = _one(b)
+    for r in epochs.to_pylist():
+        f = out.get(str(r.get("objective")))
+        if f is None or r["stage"] != "clean":
+            continue
+        if r["method"] == "bn_only" and r["epoch"] == 1:
+            f.update(bn_acc=r["clean_acc"], bn_asr=r["asr"])
+        if r["epoch"] == 0:
+            f["start_floor"] = r.get("asr_untriggered")
     return out
 
 
@@ -136,7 +145,10 @@ def verdict(figs: dict[str, dict[str, float | None]]) -> tuple[float | None, str
     loss_m = m["start_acc"] - m["best_acc"]  # type: ignore[operator]
     gap = None if s["best_acc"] is None else (s["start_acc"] - s["best_acc"]) - loss_m  # type: ignore[operator]
     ok_m = (m["rel"] or 0) >= MAX_MMCL_DROP
-    ok_gap = gap is None or gap >= MIN_GAP_POINTS
+    # "Loses at least 15 points more", read both ways: accuracy points, and points of the
+    # relative change (the paper's own terms: about +1% against -17% to -45%). Both must hold.
+    rel_gap = None if s["rel"] is None else 100 * ((m["rel"] or 0) - s["rel"])
+    ok_gap = gap is None or (gap >= MIN_GAP_POINTS and (rel_gap or 0) >= MIN_GAP_POINTS)
     shape = "yes" if (ok_m and ok_gap and backdoored) else "no"
     if shape == "no":
         why = [w for w, bad in (("start ASR < 90", not backdoored),
@@ -155,7 +167,12 @@ def _cell(f: dict[str, Any] | None) -> str:
         return "- | - | -"
     best = "never" if f["best_acc"] is None else f"{_f(f['best_acc'])} (lr {f['best_lr']:g})"
     rel = "-" if f["rel"] is None else f"{100 * f['rel']:+.1f}%"
-    return f"{_f(f['start_acc'])} / {_f(f['start_asr'])} | {best} | {rel}"
+    start = f"{_f(f['start_acc'])} / {_f(f['start_asr'])}"
+    if f.get("start_floor") is not None:
+        start += f" (floor {_f(f['start_floor'])})"
+    if f.get("bn_acc") is not None:
+        start += f"; BN-only {_f(f['bn_acc'])} / {_f(f['bn_asr'])}"
+    return f"{start} | {best} | {rel}"
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -77,6 +77,9 @@ EPOCH_COLUMNS: tuple[Column, ...] = (
     Column("n_eval", pa.int64(), False),
     Column("n_asr_eval", pa.int64(), False),
     Column("n_classes", pa.int64(), False),
+    # ASR's floor (an addition to DESIGN.md's list): % of the same non-target eval images,
+    # without the trigger, predicted as the target. Null in stores written before it.
+    Column("asr_untriggered", pa.float64(), False),
     Column("host", pa.string(), False),
     Column("written_at", TIMESTAMP, False),
 )

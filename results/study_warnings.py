@@ -17,6 +17,9 @@ not trust a figure:
   `min_threshold_images` images.
 - `edge_of_grid`: every successful candidate comes from one extreme value (the smallest or
   the largest) of a swept parameter with three or more values.
+- `asr_floor`: the start model or the best candidate sends at least half the threshold of
+  the *untriggered* non-target images to the target (`asr_untriggered`): ASR <= threshold
+  is then decided as much by the model's bias toward the target as by the backdoor.
 
 Standard errors are binomial: sqrt(p (1 - p) / n) for a proportion p measured on n images.
 The start model of a shrink-and-perturb study is the unperturbed one the screen evaluated
@@ -85,6 +88,7 @@ def study_warnings(
             *_rising(group),
             *_small_eval(group, start, threshold, min_threshold_images),
             *_edge_of_grid(group, threshold),
+            *_floor(group, start, threshold),
         ]
         out += [StudyWarning(kind, sweep, objective, msg) for kind, msg in found]
     return out
@@ -218,6 +222,22 @@ def _edge_of_grid(group: list[Row], threshold: float) -> list[tuple[str, str]]:
                     )
                 )
     return out
+
+
+def _floor(group: list[Row], start: Row, threshold: float) -> list[tuple[str, str]]:
+    best = best_of_rows(group, threshold)
+    for who, row in (("the start model", start), ("the best candidate", best)):
+        floor = None if row is None else row.get("asr_untriggered")
+        if _number(floor) and floor >= threshold / 2:
+            return [
+                (
+                    "asr_floor",
+                    f"{who} sends {floor:.1f}% of the untriggered non-target eval images to "
+                    f"the target: ASR <= {threshold:g}% is within reach of its bias alone, "
+                    "trigger or not",
+                )
+            ]
+    return []
 
 
 def _number(v: Any) -> bool:

@@ -37,6 +37,7 @@ RECORD_FIELDS = (
     "n_eval",
     "n_asr_eval",
     "n_classes",
+    "asr_untriggered",
     "wall_s",
     "checkpoint",
 )

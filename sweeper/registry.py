@@ -187,6 +187,7 @@ TINY_MODELS: Mapping[str, str] = MappingProxyType(
     {
         "tiny-rn": "tiny ResNet image tower + small text transformer (the embedded default, CPU)",
         "tiny-vit": "tiny ViT image tower + small text transformer (CPU)",
+        "tiny-vit-p4": "tiny-vit with 4 px patches (64 tokens at 32 px; no BatchNorm, CPU)",
     }
 )
 

@@ -56,3 +56,12 @@ def test_overrides_reach_launch_as_the_same_values(rs: ModuleType) -> None:
                  "pretrain.trial.optim.epochs": 20, "embedded.poison_fraction": 0.1}  # fmt: skip
     parsed = [parse_override(a) for a in rs.override_args(overrides)]
     assert {".".join(keys): value for keys, value in parsed} == overrides
+
+
+def test_the_gap_must_hold_in_points_and_in_relative_change(rs: ModuleType) -> None:
+    # MMCL 60 -> 57 (-5%, 3 points); MMCL+SSL 100 -> 81: 16 points more, but -19% is only
+    # 14 points of relative change more: not the shape.
+    gap, shape = rs.verdict({"mmcl": fig(60, 95, 57), "mmcl_ssl": fig(100, 95, 81)})
+    assert gap == pytest.approx(16.0) and shape == "no (gap < 15)"
+    # 100 -> 79: 18 points and 16 relative points more.
+    assert rs.verdict({"mmcl": fig(60, 95, 57), "mmcl_ssl": fig(100, 95, 79)})[1] == "yes"

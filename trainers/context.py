@@ -124,10 +124,11 @@ def encode_pair(model: nn.Module, images: Tensor, texts: Tensor) -> tuple[Tensor
     )
 
 
-def eval_counts(ctx: TrialContext, result: EvalResult) -> dict[str, int]:
-    """The sizes a record's accuracy and ASR were measured on."""
+def eval_counts(ctx: TrialContext, result: EvalResult) -> dict[str, Any]:
+    """The sizes a record's accuracy and ASR were measured on, and ASR's untriggered floor."""
     return {
         "n_eval": result.n_images,
         "n_asr_eval": result.n_asr_images,
         "n_classes": ctx.prompts.n_classes,
+        "asr_untriggered": result.asr_untriggered,
     }

@@ -32,6 +32,9 @@ class EvalResult:
     asr: float
     n_images: int
     n_asr_images: int
+    # ASR's floor: % of the same non-target images, untriggered, predicted as the target. A
+    # model biased toward the target fails ASR <= 5 with no trigger at all; this says so.
+    asr_untriggered: float | None = None
 
 
 def attack_success_rate(predictions: Tensor, labels: Tensor, target_index: int) -> float:
@@ -159,6 +162,7 @@ def evaluate(
     # (the tested definition) computes ASR from them, so there is one definition only.
     trig_preds: list[Tensor] = []
     trig_labels: list[Tensor] = []
+    clean_preds: list[Tensor] = []
     k = min(5, len(eval_data.classnames))
     for images, labels in eval_data.batches(batch_size):
         labels = labels.to(device)
@@ -173,17 +177,20 @@ def evaluate(
             logits = _logits(model, normalize(triggered.to(device)), classifier)
             trig_preds.append(logits.argmax(dim=1).cpu())
             trig_labels.append(labels[keep.to(labels.device)].cpu())
+            clean_preds.append(top[:, 0].cpu()[keep])
     model.train(was_training)
     if n == 0:
         raise DataError("the eval set yielded no images: check data.eval")
     preds = torch.cat(trig_preds) if trig_preds else torch.empty(0, dtype=torch.long)
     trig_y = torch.cat(trig_labels) if trig_labels else torch.empty(0, dtype=torch.long)
+    clean_y = torch.cat(clean_preds) if clean_preds else torch.empty(0, dtype=torch.long)
     return EvalResult(
         clean_acc=100 * top1 / n,
         clean_top5=100 * top5 / n,
         asr=attack_success_rate(preds, trig_y, target_index),
         n_images=n,
         n_asr_images=len(trig_y),
+        asr_untriggered=attack_success_rate(clean_y, trig_y, target_index),
     )
 
 

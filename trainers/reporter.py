@@ -32,6 +32,8 @@ class EpochRecord:
     n_eval: int | None = None
     n_asr_eval: int | None = None
     n_classes: int | None = None
+    # % of the untriggered non-target eval images predicted as the target (ASR's floor).
+    asr_untriggered: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

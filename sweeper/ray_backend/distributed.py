@@ -14,6 +14,11 @@ needs every CPU of the cluster still schedules (a Tune request must ask for some
 asks for a little of Ray's `memory` resource, which the workers do not ask for).
 Its retries are Tune's (`max_failures` of the stage); Train's own are off, so a failed job
 fails its trial once, and the retry resumes from the trial's resume state like any trial.
+One exception: a job whose worker group dies before training starts (a Train worker's
+placement group removed under it, seen once under load right after a retry) is a start-up
+failure, which Ray retries without limit when it catches it in time; Train 2.60 lets the
+case where it happens at launch through as a `ControllerError`, and the trial retries the
+job itself, up to `START_RETRIES` times, without spending the stage's `max_failures`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from sweeper.spec_distributed import WORKERS
 # What the Tune trial of a distributed job reserves: 64 MiB of Ray's `memory` resource,
 # which a node offers whether or not its CPUs are all taken by the job's workers.
 DRIVER_REQUEST = {"memory": float(64 * 2**20)}
+START_RETRIES = 2
 
 
 def distributed_trainable(
@@ -49,23 +55,50 @@ def distributed_trainable(
         from sweeper.ray_backend import trial_payload
 
         payload = trial_payload(config)
-        trainer = TorchTrainer(
-            _worker_loop,
-            train_loop_config={"payload": payload, "use_gpu": use_gpu},
-            scaling_config=ScalingConfig(
-                num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources
-            ),
-            run_config=RunConfig(
-                # One name per attempt: Train V2 would take an existing run's state as its own.
-                name=f"{payload['trial_id']}-{int(time.time() * 1000)}",
-                storage_path=train_storage,
-                failure_config=FailureConfig(max_failures=0),
-                callbacks=[TuneReportCallback()],
-            ),
-        )
-        trainer.fit()
+        for attempt in range(START_RETRIES + 1):
+            trainer = TorchTrainer(
+                _worker_loop,
+                train_loop_config={"payload": payload, "use_gpu": use_gpu},
+                scaling_config=ScalingConfig(
+                    num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources
+                ),
+                run_config=RunConfig(
+                    # One name per attempt: Train V2 would take an existing run's state.
+                    name=f"{payload['trial_id']}-{int(time.time() * 1000)}",
+                    storage_path=train_storage,
+                    failure_config=FailureConfig(max_failures=0),
+                    callbacks=[TuneReportCallback()],
+                ),
+            )
+            try:
+                trainer.fit()
+                return
+            except Exception as err:  # noqa: BLE001 - only start-up deaths are retried
+                if attempt == START_RETRIES or not lost_at_start(err):
+                    raise
+                print(
+                    f"{payload['trial_id']}: the job's workers died as it started "
+                    f"({_first_line(err)}); starting it again "
+                    f"({attempt + 1} of {START_RETRIES})",
+                    flush=True,
+                )
 
     return tune.with_resources(distributed_trial, dict(DRIVER_REQUEST))
+
+
+def lost_at_start(err: BaseException) -> bool:
+    """Whether a failed `fit` is Train's controller losing a worker actor: a `ControllerError`
+    whose cause is an actor's death (training-time deaths are `WorkerGroupError`s, and a
+    user error in the training function is neither)."""
+    from ray.exceptions import RayActorError
+    from ray.train import ControllerError
+
+    return isinstance(err, ControllerError) and isinstance(err.controller_failure, RayActorError)
+
+
+def _first_line(err: BaseException) -> str:
+    cause = getattr(err, "controller_failure", err)
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
 
 
 def _worker_loop(config: dict[str, Any]) -> None:

@@ -91,6 +91,23 @@ def test_candidates_only_at_one_edge_of_the_grid() -> None:
     assert "edge_of_grid" not in kinds(rows[:2] + rows[4:])
 
 
+def test_a_model_biased_toward_the_target_without_the_trigger() -> None:
+    """asr_untriggered at half the threshold (2.5 of 5) or more, at the start or at the best
+    candidate, warns; below it, and in stores without the column, nothing."""
+
+    def floors(start: float | None, rest: float | None) -> Rows:
+        rows = healthy()
+        for r in rows:
+            r["asr_untriggered"] = start if r["epoch"] == 0 else rest
+        return rows
+
+    assert "asr_floor" in kinds(floors(8.6, 1.0))
+    (w,) = [w for w in study_warnings(floors(1.0, 2.5)) if w.kind == "asr_floor"]
+    assert "best candidate sends 2.5%" in w.message
+    assert "asr_floor" not in kinds(floors(2.4, 2.4))
+    assert "asr_floor" not in kinds(floors(None, None))
+
+
 def test_a_shrink_perturb_study_is_judged_from_the_unperturbed_model() -> None:
     # The perturbed epoch 0 has ASR 1 (no backdoor left); the origin, 95, carries one.
     origin = trajectory("screen-mmcl-origin", [60], [95], stage="screen")

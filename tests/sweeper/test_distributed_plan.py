@@ -116,3 +116,19 @@ def test_workers_that_would_share_a_gpu_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as err:
         plan_file(path)
     assert "pretrain.distributed: 4 workers with embedded.resources.gpu 0.5" in str(err.value)
+
+
+def test_only_a_worker_lost_as_the_job_starts_is_retried_inside_the_trial() -> None:
+    """Train 2.60 reports a worker actor that dies while the controller starts the group (its
+    placement group removed under it) as a ControllerError caused by the actor's death: the
+    trial starts the job again. A worker lost in training (WorkerGroupError, the stage's
+    `max_failures` decide) and a controller bug of another kind are not retried here."""
+    from ray.exceptions import ActorDiedError
+    from ray.train import ControllerError, WorkerGroupError
+
+    from sweeper.ray_backend.distributed import lost_at_start
+
+    assert lost_at_start(ControllerError(ActorDiedError()))
+    assert not lost_at_start(WorkerGroupError("rank 1 died", {1: ActorDiedError()}))
+    assert not lost_at_start(ControllerError(ValueError("a bad scaling decision")))
+    assert not lost_at_start(RuntimeError("the training function raised"))

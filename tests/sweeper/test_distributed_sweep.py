@@ -142,10 +142,10 @@ def test_a_job_that_loses_a_worker_resumes_after_its_last_epoch(
     ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "store"
-    # Two retries: under load, one full-suite run saw the first retry's Train workers lose
-    # their placement group ("Destroying worker since its placement group was removed"),
-    # a race left open (issue #12's note); the job must still resume from its last epoch.
-    spec = distributed_spec(tmp_path, epochs=MIDWAY, max_failures=2)
+    # One retry. Under load, one full-suite run saw the retry's Train workers lose their
+    # placement group as the job started (a ControllerError); the trial now starts the job
+    # again itself (sweeper.ray_backend.distributed.lost_at_start), not spending this retry.
+    spec = distributed_spec(tmp_path, epochs=MIDWAY, max_failures=1)
     before = sweeps_in(store)
 
     def midway() -> bool:

@@ -111,3 +111,63 @@ def test_prompts_of_other_classes_are_refused(synthetic: Any) -> None:
             normalize=lambda x: x,
             device=torch.device("cpu"),
         )
+
+
+class _RuleModel(torch.nn.Module):
+    """A model whose zero-shot predictions are a hand-written rule: the text tower maps the
+    prompt of class k to the k-th unit vector, the image tower reads the class from pixel
+    (0, 0, 0) and the trigger from pixel (0, 0, 1), then applies `clean` / `triggered`."""
+
+    def __init__(self, n: int, clean: dict[int, int], triggered: dict[int, int]) -> None:
+        super().__init__()
+        self.n, self.clean, self.triggered = n, clean, triggered
+
+    def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        return torch.nn.functional.one_hot(tokens[:, 0] - 1, self.n).float()
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        out = []
+        for img in images:
+            k = int(round(float(img[0, 0, 0])))
+            rule = self.triggered if float(img[0, 0, 1]) > 0.5 else self.clean
+            out.append(rule.get(k, k))
+        return torch.nn.functional.one_hot(torch.tensor(out), self.n).float()
+
+
+class _HandEval:
+    def __init__(self, labels: list[int], classnames: list[str]) -> None:
+        self.labels, self.classnames = labels, classnames
+
+    def batches(self, batch_size: int) -> Any:
+        images = torch.zeros(len(self.labels), 3, 4, 4)
+        images[:, 0, 0, 0] = torch.tensor(self.labels, dtype=torch.float)
+        yield images, torch.tensor(self.labels)
+
+
+def test_accuracy_asr_and_untriggered_floor_on_a_hand_made_model() -> None:
+    """5 classes x 4 images, target "banana" (0). Clean: class 3 is sent to banana, class 4
+    to class 1; triggered: classes 1 and 2 go to banana. Counted by hand: accuracy 12/20 =
+    60%; ASR on the 16 non-target images 8/16 = 50%; untriggered floor 4/16 = 25%."""
+    labels = [k for k in range(5) for _ in range(4)]
+    model = _RuleModel(5, clean={3: 0, 4: 1}, triggered={1: 0, 2: 0})
+    tokens = torch.tensor([[k + 1, 0] for k in range(5)])
+    prompts = Prompts(tokens, n_classes=5, n_templates=1)
+
+    def trigger(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        out = images.clone()
+        out[:, 0, 0, 1] = 1.0
+        return out
+
+    result = evaluate(
+        model,
+        prompts,
+        _HandEval(labels, CLASSES),  # type: ignore[arg-type]
+        trigger=trigger,  # type: ignore[arg-type]
+        target="banana",
+        normalize=lambda x: x,
+        device=torch.device("cpu"),
+    )
+    assert result.clean_acc == 60.0
+    assert result.asr == 50.0
+    assert result.asr_untriggered == 25.0
+    assert (result.n_images, result.n_asr_images) == (20, 16)
