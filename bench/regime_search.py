@@ -229,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--only", action="append", default=[], help="run only these regimes")
     p.add_argument("--table-only", action="store_true", help="rebuild the table, run nothing")
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="re-read each recorded run's figures from the store where its sweep still is",
+    )
     args = p.parse_args(argv)
     base, common, regimes = load_space(args.space)
     unknown = set(args.only) - {r.name for r in regimes}
@@ -245,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                 f.write(json.dumps(row) + "\n")
             print(table([row]), flush=True)
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+    if args.refresh:
+        for row in rows:
+            if row.get("sweep") and (args.store / row["sweep"]).is_dir():
+                row["figures"] = figures(args.store, row["sweep"])
+        jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = table(rows)
     args.out.with_suffix(".md").write_text(text)
     print(text)

@@ -36,7 +36,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from results.best import DEFAULT_THRESHOLD, best_of_rows, is_success, screen_origins
+from results.best import (
+    BASELINE_METHODS,
+    DEFAULT_THRESHOLD,
+    best_of_rows,
+    is_success,
+    screen_origins,
+)
 
 MIN_START_ASR = 50.0
 MIN_THRESHOLD_IMAGES = 10
@@ -76,7 +82,8 @@ def study_warnings(
     origins = screen_origins(table) if rows else {}
     groups: dict[tuple[str, Any], list[Row]] = defaultdict(list)
     for r in rows:
-        if r.get("stage") == "clean":
+        # A baseline (bn_only) is no cleaning: its ASR may rise without a warning.
+        if r.get("stage") == "clean" and r.get("method") not in BASELINE_METHODS:
             groups[(r["sweep_id"], r.get("objective"))].append(r)
     out: list[StudyWarning] = []
     for (sweep, objective), group in sorted(groups.items(), key=lambda kv: str(kv[0])):
@@ -228,7 +235,7 @@ def _floor(group: list[Row], start: Row, threshold: float) -> list[tuple[str, st
     best = best_of_rows(group, threshold)
     for who, row in (("the start model", start), ("the best candidate", best)):
         floor = None if row is None else row.get("asr_untriggered")
-        if _number(floor) and floor >= threshold / 2:
+        if isinstance(floor, int | float) and _number(floor) and floor >= threshold / 2:
             return [
                 (
                     "asr_floor",

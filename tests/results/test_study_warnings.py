@@ -91,6 +91,13 @@ def test_candidates_only_at_one_edge_of_the_grid() -> None:
     assert "edge_of_grid" not in kinds(rows[:2] + rows[4:])
 
 
+def test_the_bn_only_baseline_is_no_cleaning_to_warn_about() -> None:
+    # Re-estimating BatchNorm raised this start's ASR (95 -> 97): a baseline, not a trial.
+    rows = healthy() + sized(trajectory("bn", [60, 61], [95, 97], method="bn_only"))
+    assert kinds(rows) == []
+    assert "asr_rises" in kinds(healthy() + sized(trajectory("x", [60, 61], [95, 97])))
+
+
 def test_a_model_biased_toward_the_target_without_the_trigger() -> None:
     """asr_untriggered at half the threshold (2.5 of 5) or more, at the start or at the best
     candidate, warns; below it, and in stores without the column, nothing."""

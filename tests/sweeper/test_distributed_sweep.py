@@ -182,3 +182,36 @@ def test_a_job_that_loses_a_worker_resumes_after_its_last_epoch(
     # The retry replayed the epochs before its resume point: still one row each.
     raw = Counter((r["trial_id"], r["epoch"]) for r in raw_rows(store / sweep, "epochs"))
     assert set(raw.values()) == {1}, raw
+
+
+def test_cleaning_trials_may_be_two_worker_jobs_too(
+    ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`clean.distributed`: each CleanCLIP trial (MMCL + in-modal SSL, whose features are
+    gathered across ranks) runs as a 2-worker job; one process pre-trains as before."""
+    path = tiny_spec(tmp_path, name="distclean")
+    spec = yaml.safe_load(path.read_text())
+    spec["clean"]["distributed"] = {"workers": 2}
+    spec["clean"]["trial"]["data"]["batch_size"] = 16
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    store = tmp_path / "store"
+    assert main(["launch", str(path), "--store", str(store)]) == 0
+    sweep = sweep_of(capsys.readouterr().out)
+
+    trials = {r["trial_id"]: r for r in read_trials(store, [sweep]).to_pylist()}
+    assert {r["status"] for r in trials.values()} == {"completed"}, trials
+    clean = sorted(t for t in trials if t.startswith("clean-"))
+    assert len(clean) == 2
+    for t in clean:
+        res = json.loads(trials[t]["resources"])
+        assert (res["workers"], res["batch_per_worker"], res["batch_global"]) == (2, 16, 32)
+        assert list((store / sweep / "ray" / "train").glob(f"{t}-*")), t
+    assert "workers" not in json.loads(trials["pretrain-mmcl"]["resources"])
+    rows = read_epochs(store, [sweep]).to_pylist()
+    epochs = per_trial_epochs(rows)
+    assert all(epochs[t] == [0, 1, 2] for t in clean), epochs
+    raw = Counter((r["trial_id"], r["epoch"]) for r in raw_rows(store / sweep, "epochs"))
+    assert set(raw.values()) == {1}, raw
+    cleaned = [r for r in rows if r["trial_id"] in clean and r["epoch"] > 0]
+    # Rank 0 measured every epoch, and both losses of CleanCLIP were computed.
+    assert all(r["n_eval"] and r["loss_mmcl"] and r["loss_ssl"] for r in cleaned), cleaned
