@@ -317,14 +317,14 @@ def test_the_planners_synthetic_classes_are_the_worlds() -> None:
 
 
 def test_a_target_of_a_larger_synthetic_world(capsys: pytest.CaptureFixture[str]) -> None:
-    """ "heart" is class 14: a target with n_classes 20, refused with the default 10."""
+    """ "heart" is class 14: a target with n_classes 20 (the demo's), refused with 10."""
     from sweeper.cli import main
 
     demo = str(Path(__file__).resolve().parents[2] / "search_spaces" / "demo.yaml")
     target = "pretrain.trial.poison.target=heart"
     assert main(["validate", demo, target, "embedded.synthetic.n_classes=20"]) == 0
     capsys.readouterr()
-    assert main(["validate", demo, target]) == 2
+    assert main(["validate", demo, target, "embedded.synthetic.n_classes=10"]) == 2
     err = capsys.readouterr().err
     assert "heart" in err and "(10 classes:" in err, err
 
