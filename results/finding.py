@@ -38,13 +38,20 @@ def group_finding(best: BestClean, *, with_sweep: bool = True) -> str:
     return f"{label}: {where} -> {got}"
 
 
-def finding_line(summary: Summary) -> str | None:
-    """One line over every group of `summary`; None when it has no cleaning group."""
+def finding_parts(summary: Summary) -> tuple[str, list[str]] | None:
+    """The line's head ("finding (success: ASR <= 5%)") and one part per group of
+    `summary`; None when it has no cleaning group."""
     if not summary.groups:
         return None
     sweeps = {g.group.as_dict().get("sweep_id") for g in summary.groups}
     parts = [group_finding(g.best, with_sweep=len(sweeps) > 1) for g in summary.groups]
-    return f"finding (success: ASR <= {summary.threshold:g}%): " + "; ".join(parts)
+    return f"finding (success: ASR <= {summary.threshold:g}%)", parts
+
+
+def finding_line(summary: Summary) -> str | None:
+    """One line over every group of `summary`; None when it has no cleaning group."""
+    found = finding_parts(summary)
+    return None if found is None else f"{found[0]}: " + "; ".join(found[1])
 
 
 def study_finding(store: str | Path, sweeps: Sequence[str], threshold: float) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from results.baselines import BaselinePoint
-from results.finding import finding_line
+from results.finding import finding_parts
 from results.plots.attainment import attainment_figure, attainment_info
 from results.seeds import seed_intervals
 from results.study_warnings import StudyWarning
@@ -67,12 +67,12 @@ def seeds_caption_and_figure(
 
 def finding_html(summary: Summary) -> list[str]:
     """The one-line finding `sweeper launch` prints, above the summary table."""
-    line = finding_line(summary)
-    if line is None:
+    found = finding_parts(summary)
+    if found is None:
         return []
-    head, _, rest = line.partition(": ")
-    items = "".join(f"<li>{html.escape(part)}</li>" for part in rest.split("; "))
-    return [f'<section class="finding" id="finding"><h2>{html.escape(head.capitalize())}</h2>'
+    head, parts = found
+    items = "".join(f"<li>{html.escape(part)}</li>" for part in parts)
+    return [f'<section class="finding" id="finding"><h2>{html.escape(head[:1].upper() + head[1:])}</h2>'
             f"<ul>{items}</ul></section>"]  # fmt: skip
 
 

@@ -41,10 +41,13 @@ def test_the_report_shows_the_same_line_on_top(write_sweep: Callable[..., Path])
     data = load_report_data(store, [SWEEP])
     page = render_html(build_report(data, 5.0))
     assert page.index('id="finding"') < page.index("<h2>Summary</h2>")
-    line = finding_line(summarize(data.epochs, 5.0))
-    assert line is not None
-    for part in line.partition(": ")[2].split("; "):
-        assert f"<li>{part.replace('->', '-&gt;').replace('<=', '&lt;=')}</li>" in page
+    assert finding_line(summarize(data.epochs, 5.0)) is not None
+    # The heading carries the threshold whole; one item per objective, as the line has them.
+    assert "<h2>Finding (success: ASR &lt;= 5%)</h2>" in page
+    assert (
+        "<li>MMCL · CleanCLIP: 40.0% acc / 90.0% ASR -&gt; 36.0% at ASR &lt;= 5 (-10.0%)</li>"
+        "<li>MMCL+SSL · CleanCLIP: 50.0% acc / 95.0% ASR -&gt; no candidate at ASR &lt;= 5</li>"
+    ) in page, page[page.index('id="finding"') :][:700]
 
 
 def test_no_cleaning_rows_no_finding(write_sweep: Callable[..., Path]) -> None:
