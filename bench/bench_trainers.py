@@ -1,4 +1,5 @@
-"""Trainer timings at the demo's size.
+"""Trainer timings at the old demo's size: 2,000 pairs, 200 eval images, 10 classes (the demo
+is now 3,000 pairs and 1,200 eval images of 20 classes).
 
     python bench/bench_trainers.py [--model tiny-rn] [--threads 2]
 
