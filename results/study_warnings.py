@@ -90,12 +90,13 @@ def study_warnings(
         start = _start(group, origins.get((sweep, objective)))
         if start is None:
             continue
+        best = best_of_rows(group, threshold)
         found = [
             *_start_checks(start, min_start_asr),
             *_rising(group),
-            *_small_eval(group, start, threshold, min_threshold_images),
+            *_small_eval(start, best, threshold, min_threshold_images),
             *_edge_of_grid(group, threshold),
-            *_floor(group, start, threshold),
+            *_floor(start, best, threshold),
         ]
         out += [StudyWarning(kind, sweep, objective, msg) for kind, msg in found]
     return out
@@ -174,7 +175,7 @@ def _rising(group: list[Row]) -> list[tuple[str, str]]:
 
 
 def _small_eval(
-    group: list[Row], start: Row, threshold: float, min_images: int
+    start: Row, best: Row | None, threshold: float, min_images: int
 ) -> list[tuple[str, str]]:
     out = []
     n_asr = start.get("n_asr_eval")
@@ -187,7 +188,6 @@ def _small_eval(
                 f"to flip: fewer than {min_images}, so success hangs on a handful of images",
             )
         )
-    best = best_of_rows(group, threshold)
     n = start.get("n_eval")
     if best is not None and n:
         diff = float(best["clean_acc"]) - float(start["clean_acc"])
@@ -231,8 +231,7 @@ def _edge_of_grid(group: list[Row], threshold: float) -> list[tuple[str, str]]:
     return out
 
 
-def _floor(group: list[Row], start: Row, threshold: float) -> list[tuple[str, str]]:
-    best = best_of_rows(group, threshold)
+def _floor(start: Row, best: Row | None, threshold: float) -> list[tuple[str, str]]:
     for who, row in (("the start model", start), ("the best candidate", best)):
         floor = None if row is None else row.get("asr_untriggered")
         if isinstance(floor, int | float) and _number(floor) and floor >= threshold / 2:

@@ -114,20 +114,23 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def busy_trial_workers(root: int | None = None) -> list[int]:
-    """Pids of the Ray workers under `root` (this process) that are running a Tune trial.
-
-    Only this process's own cluster is searched: other Ray clusters may share the machine.
-    """
+def ray_workers(prefix: str, root: int | None = None) -> list[int]:
+    """Pids of the Ray workers under `root` (this process) whose title starts with `prefix`
+    (Ray names a worker after what it runs). Only this process's own cluster is searched:
+    other Ray clusters may share the machine."""
     kids = _children()
     out, todo = [], [root or os.getpid()]
     while todo:
         for child in kids.get(todo.pop(), []):
             todo.append(child)
-            # Ray names a worker after what it runs: "ray::ImplicitFunc.train" is a trial.
-            if _cmdline(child).startswith("ray::ImplicitFunc.train"):
+            if _cmdline(child).startswith(prefix):
                 out.append(child)
     return sorted(out)
+
+
+def busy_trial_workers(root: int | None = None) -> list[int]:
+    """Pids of the Ray workers under `root` (this process) running a Tune trial."""
+    return ray_workers("ray::ImplicitFunc.train", root)
 
 
 def sweeps_in(store: Path) -> set[str]:

@@ -23,11 +23,10 @@ from results.store import read_epochs, read_trials
 from sweeper.cli import main
 from tests.faults.test_fault_injection import (
     Meanwhile,
-    _children,
-    _cmdline,
     assert_one_row_per_key,
     new_sweep,
     raw_rows,
+    ray_workers,
     resume_states,
     stored_epochs,
     sweeps_in,
@@ -80,13 +79,7 @@ def distributed_spec(tmp: Path, *, epochs: int = 2, max_failures: int = 0) -> Pa
 
 def train_workers() -> list[int]:
     """Pids of this process's Ray Train workers (another cluster's are not under it)."""
-    kids, out, todo = _children(), [], [os.getpid()]
-    while todo:
-        for child in kids.get(todo.pop(), []):
-            todo.append(child)
-            if _cmdline(child).startswith("ray::RayTrainWorker"):
-                out.append(child)
-    return sorted(out)
+    return ray_workers("ray::RayTrainWorker")
 
 
 def per_trial_epochs(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
