@@ -18,7 +18,8 @@ One exception: a job whose worker group dies before training starts (a Train wor
 placement group removed under it, seen once under load right after a retry) is a start-up
 failure, which Ray retries without limit when it catches it in time; Train 2.60 lets the
 case where it happens at launch through as a `ControllerError`, and the trial retries the
-job itself, up to `START_RETRIES` times, without spending the stage's `max_failures`.
+job itself, up to `START_RETRIES` times, without spending the stage's `max_failures`,
+after removing the failed job's placement group, which Train leaves behind in that case.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def distributed_trainable(
         from sweeper.ray_backend import trial_payload
 
         payload = trial_payload(config)
-        for attempt in range(START_RETRIES + 1):
-            trainer = TorchTrainer(
+
+        def job() -> Any:
+            return TorchTrainer(
                 _worker_loop,
                 train_loop_config={"payload": payload, "use_gpu": use_gpu},
                 scaling_config=ScalingConfig(
@@ -70,20 +72,73 @@ def distributed_trainable(
                     callbacks=[TuneReportCallback()],
                 ),
             )
-            try:
-                trainer.fit()
-                return
-            except Exception as err:  # noqa: BLE001 - only start-up deaths are retried
-                if attempt == START_RETRIES or not lost_at_start(err):
-                    raise
-                print(
-                    f"{payload['trial_id']}: the job's workers died as it started "
-                    f"({_first_line(err)}); starting it again "
-                    f"({attempt + 1} of {START_RETRIES})",
-                    flush=True,
-                )
+
+        fit_retrying_start(job, payload["trial_id"])
 
     return tune.with_resources(distributed_trial, dict(DRIVER_REQUEST))
+
+
+def fit_retrying_start(job: Callable[[], Any], label: str) -> Any:
+    """Fit the trainer `job()` builds; when its workers die as it starts (`lost_at_start`),
+    build and fit a new one, up to `START_RETRIES` times. Any other failure, or the last
+    start-up death, is raised as it came; each start-up death's placement group is
+    released first (`release_placement_group`)."""
+    for attempt in range(START_RETRIES + 1):
+        try:
+            return job().fit()
+        except Exception as err:  # noqa: BLE001 - only start-up deaths are retried
+            if not lost_at_start(err):
+                raise
+            # Released on the last death too: the trial's own retry needs the resources.
+            released = release_placement_group(err)
+            then = (
+                f"starting it again ({attempt + 1} of {START_RETRIES})"
+                if attempt < START_RETRIES
+                else "no restarts left"
+            )
+            print(
+                f"{label}: the job's workers died as it started ({_first_line(err)}); "
+                f"{released}; {then}",
+                flush=True,
+            )
+            if attempt == START_RETRIES:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def release_placement_group(err: BaseException) -> str:
+    """Remove the placement group of the Train worker whose death `err` reports, and say
+    what was done. Train 2.60 leaks it: the worker group that failed at launch is never
+    handed to the controller, which removes only the group it holds, and its cleaner
+    stands down with the controller. The group lives on with the sweep's driver, holding
+    the job's resources, and a new job would wait for them forever (Train retries a start
+    that times out without limit). The group is found from the dead actor's own record in
+    the GCS (Ray keeps no public lookup that works without the dashboard), and removed only
+    when that actor is a Train worker, so no other trial's group can be touched."""
+    import ray
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+    actor_id = getattr(getattr(err, "controller_failure", None), "actor_id", None)
+    if not actor_id:
+        return "the dead worker is not named, so its resources were left to Ray"
+    try:
+        from ray._private.state import state
+        from ray.core.generated import gcs_pb2
+
+        raw = state._connect_and_get_accessor().get_actor_info(ray.ActorID.from_hex(actor_id))
+        record = gcs_pb2.ActorTableData.FromString(raw) if raw else None
+        if record is None or record.class_name != "RayTrainWorker":
+            return f"actor {actor_id} is not a Train worker, so no resources were released"
+        group_id = ray.PlacementGroupID(record.placement_group_id)
+        if group_id.is_nil():
+            return f"worker {actor_id} had no placement group to release"
+        remove_placement_group(PlacementGroup(group_id))
+    except Exception as lookup:  # noqa: BLE001 - the restart goes ahead either way
+        return (
+            f"its placement group could not be released ({type(lookup).__name__}: {lookup}), "
+            "so the new job may wait for resources"
+        )
+    return f"released its placement group {group_id.hex()}"
 
 
 def lost_at_start(err: BaseException) -> bool:

@@ -37,6 +37,9 @@ from tests.sweeper.test_launch import sweep_of
 
 pytestmark = pytest.mark.slow
 LONG = 40  # epochs: far more than any machine runs between a trigger and the signal
+# The resumed sweep runs every epoch to the end, so its trials are shorter: the signal
+# still comes right after epoch 1 is stored, and the stop needs seconds, not 11 epochs.
+RESUMED = 12
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,7 +73,7 @@ def test_sigterm_records_interrupted_trials_and_a_moved_copy_resumes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    spec = fault_spec(tmp_path, grid={"lr": [1e-4, 1e-3]}, clean_epochs=LONG, name="term")
+    spec = fault_spec(tmp_path, grid={"lr": [1e-4, 1e-3]}, clean_epochs=RESUMED, name="term")
     before = sweeps_in(store)
     strike = Meanwhile(
         lambda: _clean_at(store, before, 1),
@@ -112,7 +115,7 @@ def test_sigterm_records_interrupted_trials_and_a_moved_copy_resumes(
     assert {r["status"] for r in trials.values()} == {"completed"}, trials
     per_trial = assert_one_row_per_key(read_epochs(copy, [sweep]).to_pylist())
     assert all(
-        eps == list(range(LONG + 1)) for t, eps in per_trial.items() if t.startswith("clean-")
+        eps == list(range(RESUMED + 1)) for t, eps in per_trial.items() if t.startswith("clean-")
     )
     # Resume appends no rows for the pre-training that had finished (cached or not).
     raw_pre = [r for r in raw_rows(copy / sweep, "epochs") if r["stage"] == "pretrain"]

@@ -185,6 +185,7 @@ def test_cleaning_trials_may_be_two_worker_jobs_too(
     path = tiny_spec(tmp_path, name="distclean")
     spec = yaml.safe_load(path.read_text())
     spec["clean"]["distributed"] = {"workers": 2}
+    spec["clean"]["grid"] = {"lr": [1e-3]}  # one job: each takes both CPUs, so they queue
     spec["clean"]["trial"]["data"]["batch_size"] = 16
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     store = tmp_path / "store"
@@ -194,7 +195,7 @@ def test_cleaning_trials_may_be_two_worker_jobs_too(
     trials = {r["trial_id"]: r for r in read_trials(store, [sweep]).to_pylist()}
     assert {r["status"] for r in trials.values()} == {"completed"}, trials
     clean = sorted(t for t in trials if t.startswith("clean-"))
-    assert len(clean) == 2
+    assert len(clean) == 1
     for t in clean:
         res = json.loads(trials[t]["resources"])
         assert (res["workers"], res["batch_per_worker"], res["batch_global"]) == (2, 16, 32)
